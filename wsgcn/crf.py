@@ -41,7 +41,7 @@ def dense_crf(image, unary, params):
     crf.setUnaryEnergy(np.ascontiguousarray(unary.reshape(k, -1)))
     crf.addPairwiseGaussian(sxy=params.gauss_sxy, compat=params.gauss_compat)
     crf.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb,
-                             rgbim=np.ascontiguousarray(image), compat=params.bilateral_compat)
+                             rgbim=np.array(image, order="C"), compat=params.bilateral_compat)  # a writable copy
     q = crf.inference(params.iterations)
     return np.asarray(q, dtype=np.float32).reshape(k, h, w)
 

@@ -1,0 +1,73 @@
+"""Settings of the IRN stage (SPEC §1-5) with the published defaults, and the demo profile."""
+import os
+from dataclasses import dataclass
+
+from wsgcn.config import field
+
+
+@dataclass(frozen=True)
+class IRNConfig:
+    # Where things are
+    work_dir: str = field("Data", "every output goes under this folder (see wsgcn/layout.py)")
+    voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set: JPEGImages, SegmentationClassAug, Annotations")
+    train_list: str = field("Data/VOC12/train_aug.txt", "images to train the CAM network and IRNet on")
+    val_list: str = field("", "images to report train_cam's validation loss on ('' = none)")
+    infer_list: str = field("Data/VOC12/train.txt", "images to make and evaluate labels for")
+    cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
+    allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs and label dicts)")
+    device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
+    num_workers: int = field(max(1, (os.cpu_count() or 2) // 2), "data-loading processes")
+    seed: int = field(0, "seed of weight initialisation, shuffling and augmentation")
+    quiet: bool = field(False, "no progress bars")
+    backbone_weights: str = field("imagenet", "ResNet-50 init of the CAM network: imagenet, a .pth path, or none")
+    # Class activation maps
+    cam_weights_name: str = field("sess/res50_cam.pth", "CAM network weights, relative to work_dir")
+    cam_crop_size: int = field(512, "train_cam crop size")
+    cam_resize_long: tuple[int, int] = field((320, 640), "train_cam: random long side range")
+    cam_batch_size: int = field(16, "train_cam batch size")
+    cam_num_epoches: int = field(5, "train_cam epochs")
+    cam_learning_rate: float = field(0.1, "backbone learning rate; the head trains at 10x")
+    cam_weight_decay: float = field(1e-4, "train_cam weight decay")
+    cam_optimizer: str = field("sgd", "sgd (momentum 0.9, the paper) or adamw (training from scratch)")
+    cam_frozen_bn: bool = field(True, "batch norm on running statistics (the paper); False = batch statistics")
+    cam_scales: tuple[float, ...] = field((1.0, 0.5, 1.5, 2.0), "make_cam image scales")
+    cam_eval_thres: float = field(0.15, "eval_cam background score")
+    # Inter-pixel relation labels
+    conf_fg_thres: float = field(0.30, "background score for the confident-foreground map")
+    conf_bg_thres: float = field(0.05, "background score for the confident-background map")
+    # IRNet
+    irn_weights_name: str = field("sess/res50_irn.pth", "IRNet weights, relative to work_dir")
+    irn_backbone_weights: str = field("imagenet", "IRNet's frozen ResNet-50: imagenet, a .pth path, none, "
+                                                  "or cam (the trained CAM network's backbone)")
+    irn_crop_size: int = field(512, "train_irn crop size; also make_sem_seg's padded canvas")
+    irn_batch_size: int = field(32, "train_irn batch size")
+    irn_num_epoches: int = field(3, "train_irn epochs")
+    irn_learning_rate: float = field(0.1, "boundary-branch learning rate; displacement at 10x")
+    irn_weight_decay: float = field(1e-4, "train_irn weight decay")
+    irn_rescale: tuple[float, float] = field((0.5, 1.5), "train_irn random rescale range")
+    # Random walk
+    beta: int = field(10, "affinity power")
+    exp_times: int = field(8, "log2 of the random-walk length (T^(2^exp_times))")
+    sem_seg_bg_thres: float = field(0.25, "background score of the random-walk labels")
+    # Steps to run
+    train_cam_pass: bool = field(True, "run train_cam")
+    make_cam_pass: bool = field(True, "run make_cam")
+    eval_cam_pass: bool = field(True, "run eval_cam")
+    cam_to_ir_label_pass: bool = field(True, "run cam_to_ir_label")
+    train_irn_pass: bool = field(True, "run train_irn")
+    make_sem_seg_pass: bool = field(True, "run make_sem_seg_labels")
+    eval_sem_seg_pass: bool = field(True, "run eval_sem_seg")
+
+
+# CPU-sized settings for the embedded demo data (about 150 px images), trained from scratch:
+# no ImageNet weights, so batch norm learns from batch statistics and AdamW replaces the
+# SGD recipe (made for fine-tuning); IRNet's frozen backbone is the trained CAM backbone.
+PROFILES = {
+    "paper": {},
+    "demo": dict(
+        backbone_weights="none", cam_frozen_bn=False, cam_optimizer="adamw", cam_learning_rate=1e-3,
+        cam_crop_size=128, cam_resize_long=(112, 176), cam_batch_size=8, cam_num_epoches=40,
+        cam_scales=(1.0, 0.5, 1.5), irn_backbone_weights="cam", irn_crop_size=128, irn_batch_size=8,
+        irn_num_epoches=15, irn_rescale=(0.8, 1.2), num_workers=1,
+    ),
+}

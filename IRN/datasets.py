@@ -1,0 +1,161 @@
+"""Torch datasets of the IRN steps: classification crops (train_cam), multi-scale inference
+(make_cam, make_sem_seg_labels) and affinity crops (train_irn).
+
+Augmentation draws from a generator seeded by (seed, epoch, image index), so a sample does
+not depend on the worker that makes it, nor on what was drawn before: training resumes and
+shards reproducibly.  Call ``set_epoch`` before each epoch.
+"""
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from wsgcn.io import load_label_png
+from wsgcn.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+
+
+def normalize(img):
+    """(H, W, 3) RGB in 0..255 -> float32 ImageNet-normalised (H, W, 3)."""
+    return ((np.asarray(img, np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
+
+
+def rescale_image(img, scale):
+    """Bicubic rescale of an (H, W, 3) image to (round(H*s), round(W*s)), as float32 in the
+    input's range (no rounding or clipping, like skimage's ``preserve_range``)."""
+    h, w = img.shape[:2]
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    if size == (w, h):
+        return np.asarray(img, np.float32)
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c], np.float32), mode="F")
+                           .resize(size, Image.BICUBIC)) for c in range(img.shape[2])]
+    return np.stack(channels, axis=-1)
+
+
+def rescale_labels(labels, scale):
+    """Nearest-neighbour rescale of an (H, W) label map."""
+    h, w = labels.shape
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    return np.asarray(Image.fromarray(labels).resize(size, Image.NEAREST))
+
+
+def random_crop_box(rng, size, crop):
+    """Where an (h, w) image goes in a crop x crop canvas: (canvas slices, image slices)."""
+    boxes = []
+    for extent in size:
+        space = extent - crop
+        offset = int(rng.integers(abs(space) + 1))
+        cont, img = (0, offset) if space > 0 else (offset, 0)
+        length = min(crop, extent)
+        boxes.append((slice(cont, cont + length), slice(img, img + length)))
+    return (boxes[0][0], boxes[1][0]), (boxes[0][1], boxes[1][1])
+
+
+def crop_into(arrays, fills, crop, box):
+    """Paste each array into a crop x crop canvas filled with its ``fill``."""
+    (cy, cx), (iy, ix) = box
+    out = []
+    for a, fill in zip(arrays, fills):
+        canvas = np.full((crop, crop) + a.shape[2:], fill, a.dtype)
+        canvas[cy, cx] = a[iy, ix]
+        out.append(canvas)
+    return out
+
+
+def top_left_box(size, crop):
+    h, w = min(size[0], crop), min(size[1], crop)
+    return (slice(0, h), slice(0, w)), (slice(0, h), slice(0, w))
+
+
+def chw(img):
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+class _SeededDataset(Dataset):
+    def __init__(self, voc, names, seed=0):
+        self.voc, self.names, self.seed, self.epoch = voc, list(names), seed, 0
+
+    def __len__(self):
+        return len(self.names)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def rng(self, idx):
+        return np.random.default_rng([self.seed, self.epoch, idx])
+
+
+class ClassificationDataset(_SeededDataset):
+    """train_cam's crops: long side resized to a random value in ``resize_long`` (bicubic),
+    random horizontal flip, random ``crop_size`` square crop, zero padded."""
+
+    def __init__(self, voc, names, crop_size=512, resize_long=(320, 640), seed=0):
+        super().__init__(voc, names, seed)
+        self.crop_size, self.resize_long = crop_size, resize_long
+
+    def __getitem__(self, idx):
+        rng, name = self.rng(idx), self.names[idx]
+        img = self.voc.load_image(name)
+        target_long = int(rng.integers(self.resize_long[0], self.resize_long[1] + 1))
+        img = normalize(rescale_image(img, target_long / max(img.shape[:2])))
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        (img,) = crop_into([img], [0.0], self.crop_size, random_crop_box(rng, img.shape[:2], self.crop_size))
+        return {"name": name, "img": chw(img), "label": torch.from_numpy(self.voc.class_labels(name))}
+
+
+class MultiScaleDataset(_SeededDataset):
+    """Inference input: for each scale, the rescaled image and its horizontal flip, (2, 3, h, w)."""
+
+    def __init__(self, voc, names, scales=(1.0,)):
+        super().__init__(voc, names)
+        self.scales = tuple(scales)
+
+    def __getitem__(self, idx):
+        name = self.names[idx]
+        img = self.voc.load_image(name)
+        pyramid = []
+        for s in self.scales:
+            scaled = normalize(rescale_image(img, s))
+            pyramid.append(torch.stack([chw(scaled), chw(scaled[:, ::-1])]))
+        return {"name": name, "img": pyramid, "size": img.shape[:2],
+                "label": torch.from_numpy(self.voc.class_labels(name))}
+
+
+class AffinityDataset(_SeededDataset):
+    """train_irn's crops: image and inter-pixel relation label rescaled by a random factor in
+    ``rescale`` (bicubic / nearest), flipped, randomly cropped (image 0, label 255 padding);
+    the label, reduced x0.25 (nearest), gives the pair labels of ``path_index``."""
+
+    def __init__(self, voc, names, ir_label_dir, path_index, crop_size=512, rescale=(0.5, 1.5), seed=0):
+        super().__init__(voc, names, seed)
+        self.ir_label_dir, self.path_index = ir_label_dir, path_index
+        self.crop_size, self.rescale = crop_size, rescale
+
+    def __getitem__(self, idx):
+        rng, name = self.rng(idx), self.names[idx]
+        img = self.voc.load_image(name)
+        label = load_label_png(self.ir_label_dir / f"{name}.png")
+        if label.shape != img.shape[:2]:
+            raise ValueError(f"{self.ir_label_dir / name}.png: IR label is {label.shape}, image is {img.shape[:2]}")
+        scale = self.rescale[0] + rng.random() * (self.rescale[1] - self.rescale[0])
+        img, label = normalize(rescale_image(img, scale)), rescale_labels(label, scale)
+        if rng.random() < 0.5:
+            img, label = img[:, ::-1], label[:, ::-1]
+        box = random_crop_box(rng, img.shape[:2], self.crop_size)
+        img, label = crop_into([img, label], [0.0, IGNORE_INDEX], self.crop_size, box)
+        bg_pos, fg_pos, neg = self.path_index.pair_labels(label[::4, ::4])
+        return {"name": name, "img": chw(img), "bg_pos": torch.as_tensor(bg_pos),
+                "fg_pos": torch.as_tensor(fg_pos), "neg": torch.as_tensor(neg)}
+
+
+class TopLeftCropDataset(_SeededDataset):
+    """Images in a top-left ``crop_size`` crop, zero padded (train_irn's mean-displacement pass)."""
+
+    def __init__(self, voc, names, crop_size=512):
+        super().__init__(voc, names)
+        self.crop_size = crop_size
+
+    def __getitem__(self, idx):
+        img = normalize(self.voc.load_image(self.names[idx]))
+        (img,) = crop_into([img], [0.0], self.crop_size, top_left_box(img.shape[:2], self.crop_size))
+        return {"name": self.names[idx], "img": chw(img)}

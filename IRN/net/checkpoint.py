@@ -1,0 +1,63 @@
+"""Reading and writing network weights, including the checkpoints published by IRNet/WSGCN.
+
+The original networks register every module under several names (``resnet50.layer1`` is
+also ``stage1.4`` or ``stage2.0`` and ``backbone.0.4`` ...), so their state dicts repeat each
+tensor under aliases, and IRNet's training wrapper adds buffers that only training uses.  We
+map each key to the one name our networks use, drop the training-only buffers, and load
+strictly, so a checkpoint of another architecture fails at once with its file named.
+"""
+import re
+from pathlib import Path
+
+import torch
+
+from wsgcn.io import atomic_path
+
+
+def canonical_state_dict(state, aliases, ignore_prefixes=()):
+    """Rename ``state``'s keys through ``aliases`` (regex -> replacement, each applied in turn, so
+    one alias may lead to another) and drop keys starting with ``ignore_prefixes``.  A key that
+    is already canonical wins over an alias of it."""
+    canonical, aliased = {}, {}
+    for key, value in state.items():
+        key = key[len("module."):] if key.startswith("module.") else key  # (Distributed)DataParallel
+        if key.startswith(tuple(ignore_prefixes)):
+            continue
+        new_key = key
+        for pattern, replacement in aliases:
+            new_key = re.sub(pattern, replacement, new_key, count=1)
+        if new_key == key:
+            canonical[key] = value
+        else:
+            aliased.setdefault(new_key, value)
+    return {**aliased, **canonical}
+
+
+def load_checkpoint(model, path, aliases=(), ignore_prefixes=()):
+    """Load weights from ``path`` into ``model`` (strict, after alias mapping), without pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a loadable weights-only checkpoint ({e})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+    state = canonical_state_dict(state, aliases, ignore_prefixes)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong_shape = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong_shape:
+        raise ValueError(f"{path}: checkpoint does not fit {type(model).__name__}: "
+                         f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+                         f"(e.g. {unexpected[:2]}), {len(wrong_shape)} of another shape (e.g. {wrong_shape[:2]})")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def save_checkpoint(model, path):
+    """Write ``model``'s state dict to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)

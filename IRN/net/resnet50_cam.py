@@ -1,0 +1,71 @@
+"""The CAM network (SPEC §1-2): ResNet-50 (output stride 16) + global average pooling + a
+bias-free 1x1 conv to the 20 object classes."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from IRN.net.checkpoint import load_checkpoint
+from IRN.net.resnet50 import resnet50, stem
+
+# Names under which IRNet's resnet50_cam.Net registers the same modules.
+CAM_ALIASES = (
+    (r"^backbone\.(\d)\.", lambda m: f"stage{int(m.group(1)) + 1}."),
+    (r"^newly_added\.0\.", "classifier."),
+    (r"^stage1\.0\.", "resnet50.conv1."),
+    (r"^stage1\.1\.", "resnet50.bn1."),
+    (r"^stage1\.4\.", "resnet50.layer1."),
+    (r"^stage2\.0\.", "resnet50.layer2."),
+    (r"^stage3\.0\.", "resnet50.layer3."),
+    (r"^stage4\.0\.", "resnet50.layer4."),
+)
+
+
+class CAMNet(nn.Module):
+    """Image-level classifier whose 1x1 head, applied before pooling, gives the CAMs.
+
+    frozen_bn: batch norm uses its running statistics even in training (the paper's recipe with
+    ImageNet weights); off, it trains on batch statistics (training from scratch).
+    """
+
+    def __init__(self, num_classes=20, frozen_bn=True):
+        super().__init__()
+        self.resnet50 = resnet50()
+        self.classifier = nn.Conv2d(2048, num_classes, 1, bias=False)
+        self.frozen_bn = frozen_bn
+        # conv1/bn1 are never trained; stages 1-2 get no gradient (their output is detached).
+        for p in [*self.resnet50.conv1.parameters(), *self.resnet50.bn1.parameters()]:
+            p.requires_grad = False
+
+    def features(self, x):
+        """(B, 3, H, W) normalised images -> (B, 2048, ceil(H/16), ceil(W/16))."""
+        r = self.resnet50
+        x = r.layer2(r.layer1(stem(r, x))).detach()
+        return r.layer4(r.layer3(x))
+
+    def forward(self, x):
+        """(B, 3, H, W) -> (B, 20) class logits."""
+        pooled = self.features(x).mean((2, 3), keepdim=True)
+        return self.classifier(pooled).flatten(1)
+
+    def cam(self, x):
+        """(B, 3, H, W) -> (B, 20, h16, w16) class activation maps relu(W . features)."""
+        return F.relu(F.conv2d(self.features(x), self.classifier.weight))
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.frozen_bn:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
+    def param_groups(self):
+        """(backbone parameters that train, head parameters): the head trains at 10x the rate."""
+        r = self.resnet50
+        backbone = [p for p in [*r.layer3.parameters(), *r.layer4.parameters()] if p.requires_grad]
+        return backbone, list(self.classifier.parameters())
+
+
+def load_cam_net(path, **kwargs):
+    """A CAMNet with weights from ``path`` (this project's or IRNet's ``res50_cam.pth``)."""
+    return load_checkpoint(CAMNet(**kwargs), path, aliases=CAM_ALIASES)

@@ -1,0 +1,61 @@
+"""Step 4: inter-pixel relation labels from the CAMs (SPEC §3).
+
+Two CRF-refined CAM label maps, with background scores ``conf_fg_thres`` (high: only
+confident foreground survives) and ``conf_bg_thres`` (low: only confident background
+survives), combine into foreground / background / 255 (unsure) labels.
+"""
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from wsgcn.cams import find_cam_file, load_cams
+from wsgcn.crf import CRFParams, crf_label_map
+from wsgcn.io import save_label_png
+from wsgcn.layout import WorkDir
+from wsgcn.runtime import progress
+from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
+
+IR_LABEL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
+                         iterations=10)
+
+
+def confident_labels(image, high_res, keys, bg_score):
+    """CRF-refined argmax of [background plane ``bg_score``, CAMs]: (H, W) VOC indices."""
+    scores = np.concatenate([np.full((1,) + high_res.shape[1:], bg_score, np.float32), high_res])
+    labels = np.concatenate([[0], keys + 1])
+    return labels[crf_label_map(image, scores.argmax(0), len(labels), IR_LABEL_CRF, gt_prob=0.7)]
+
+
+def combine_confident_maps(fg_conf, bg_conf):
+    """Foreground where the confident-foreground map says so, background where both maps say
+    background, 255 elsewhere."""
+    ir_label = fg_conf.astype(np.uint8).copy()
+    ir_label[fg_conf == 0] = IGNORE_INDEX
+    ir_label[(fg_conf == 0) & (bg_conf == 0)] = 0
+    return ir_label
+
+
+class _IRLabelJobs(Dataset):
+    """One image's IR label per item, so that a DataLoader spreads the CRFs over processes."""
+
+    def __init__(self, cfg, names):
+        self.cfg, self.names = cfg, names
+        self.voc, self.work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, idx):
+        name, cfg = self.names[idx], self.cfg
+        image = self.voc.load_image(name)
+        cams = load_cams(find_cam_file(self.work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
+        fg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_fg_thres)
+        bg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_bg_thres)
+        save_label_png(self.work.ir_label / f"{name}.png", combine_confident_maps(fg_conf, bg_conf))
+        return name
+
+
+def run(cfg):
+    jobs = _IRLabelJobs(cfg, read_image_list(cfg.train_list))
+    loader = DataLoader(jobs, batch_size=None, num_workers=cfg.num_workers)
+    for _ in progress(loader, "cam_to_ir_label", cfg.quiet, total=len(jobs)):
+        pass

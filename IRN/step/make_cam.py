@@ -1,0 +1,63 @@
+"""Step 2: multi-scale, flip-averaged class activation maps (SPEC §2).
+
+Writes ``IRN4GCN/CAM/<name>.npz``: ``keys`` (K,) int64 object-class indices of the image's
+labels, ``cam`` (K, h, w) on the stride-4 grid and ``high_res`` (K, H, W), float32, each class
+map divided by its maximum (+1e-5).
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from IRN.datasets import MultiScaleDataset
+from IRN.net.resnet50_cam import load_cam_net
+from wsgcn.cams import strided_size
+from wsgcn.io import save_npz
+from wsgcn.layout import WorkDir
+from wsgcn.runtime import progress, resolve_device
+from wsgcn.voc import VOC12, read_image_list
+
+
+@torch.no_grad()
+def compute_cams(model, pyramid, size, keys):
+    """CAMs of one image.
+
+    pyramid: list over scales of (2, 3, h_s, w_s) tensors (the image and its horizontal flip).
+    size: (H, W).  keys: (K,) object-class indices.
+    Returns (cam (K, h, w), high_res (K, H, W)) float32 tensors, max-normalised per class.
+    """
+    weight = model.classifier.weight[keys]
+    grid = strided_size(size, 4)
+    up = tuple(s * 16 for s in strided_size(size, 16))
+    cam, high_res = 0, 0
+    for pair in pyramid:
+        maps = F.relu(F.conv2d(model.features(pair), weight))
+        maps = maps[0] + maps[1].flip(-1)   # the flip's map, flipped back, added to the image's
+        cam = cam + F.interpolate(maps[None], grid, mode="bilinear", align_corners=False)[0]
+        high_res = high_res + F.interpolate(maps[None], up, mode="bilinear", align_corners=False)[0]
+    high_res = high_res[:, : size[0], : size[1]]
+    cam = cam / (cam.amax((1, 2), keepdim=True) + 1e-5)
+    high_res = high_res / (high_res.amax((1, 2), keepdim=True) + 1e-5)
+    return cam, high_res
+
+
+def cam_image_names(cfg):
+    """Every image a later step needs a CAM for: the training list, then the rest of the infer list."""
+    names = read_image_list(cfg.train_list)
+    seen = set(names)
+    return names + [n for n in read_image_list(cfg.infer_list) if n not in seen]
+
+
+def run(cfg):
+    device = resolve_device(cfg.device)
+    work = WorkDir(cfg.work_dir)
+    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    model = load_cam_net(work / cfg.cam_weights_name).to(device).eval()
+    dataset = MultiScaleDataset(voc, cam_image_names(cfg), cfg.cam_scales)
+    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
+    for pack in progress(loader, "make_cam", cfg.quiet, total=len(dataset)):
+        keys = torch.nonzero(pack["label"])[:, 0]
+        pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
+        cam, high_res = compute_cams(model, pyramid, pack["size"], keys.to(device))
+        save_npz(work.cam / f"{pack['name']}.npz", keys=keys.numpy().astype(np.int64),
+                 cam=cam.cpu().numpy().astype(np.float32), high_res=high_res.cpu().numpy().astype(np.float32))

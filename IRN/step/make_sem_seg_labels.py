@@ -1,0 +1,70 @@
+"""Step 6: class-boundary map, GCN node features and random-walk labels (SPEC §5).
+
+Per image writes ``IRN4GCN/BOUNDARY/<name>.npz`` (``boundary`` (h, w) float32),
+``IRN4GCN/AFF_FEATURE/<name>.npz`` (``features`` (160, h, w) float16: half precision keeps a
+VOC image's GCN inputs under 4 MB) and ``IRN4GCN/SEM_SEG/<name>.png``.  The random walk
+applies T^(2^exp_times) to the CAMs by sparse products; T^256 itself is never formed.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from IRN.datasets import MultiScaleDataset
+from IRN.net.resnet50_irn import load_irnet
+from wsgcn.affinity import random_walk
+from wsgcn.cams import find_cam_file, load_cams, strided_size
+from wsgcn.io import save_label_png, save_npz
+from wsgcn.layout import WorkDir
+from wsgcn.runtime import progress, resolve_device
+from wsgcn.voc import VOC12, read_image_list
+
+INFER_RADIUS = 5
+
+
+def canvas_size(size, crop_size):
+    """The zero-padded canvas IRNet runs on: ``crop_size`` square as the original, or, for a
+    larger image, its size rounded up to a multiple of 16 (the original would crop it)."""
+    return tuple(max(crop_size, -(-s // 16) * 16) for s in size)
+
+
+@torch.no_grad()
+def boundary_and_features(model, pair, crop_size):
+    """pair: (2, 3, H, W) image and its flip.  Returns the boundary map (h, w) = sigmoid of the
+    flip-averaged logit, and the flip-averaged node features (160, h, w)."""
+    size = pair.shape[2:]
+    grid = strided_size(size, 4)
+    canvas = canvas_size(size, crop_size)
+    padded = F.pad(pair, [0, canvas[1] - size[1], 0, canvas[0] - size[0]])
+    edge, _, features = model(padded, with_features=True)
+    edge, features = edge[..., : grid[0], : grid[1]], features[..., : grid[0], : grid[1]]
+    boundary = torch.sigmoid(edge[0, 0] / 2 + edge[1, 0].flip(-1) / 2)
+    return boundary, features[0] / 2 + features[1].flip(-1) / 2
+
+
+def random_walk_labels(cams, keys, boundary, size, cfg):
+    """IRNet's semantic labels: CAMs (K, h, w) walked on the boundary map's graph, upsampled x4,
+    cropped to ``size``, divided by their maximum, background plane ``sem_seg_bg_thres``."""
+    rw = random_walk(cams, boundary, beta=cfg.beta, exp_times=cfg.exp_times, radius=INFER_RADIUS)
+    rw = F.interpolate(rw[:, None], scale_factor=4, mode="bilinear", align_corners=False)[:, 0, : size[0], : size[1]]
+    rw = rw / rw.max()
+    rw = F.pad(rw, (0, 0, 0, 0, 1, 0), value=cfg.sem_seg_bg_thres)
+    labels = torch.as_tensor(np.concatenate([[0], keys + 1]), device=rw.device)
+    return labels[rw.argmax(0)].cpu().numpy().astype(np.uint8)
+
+
+def run(cfg):
+    device = resolve_device(cfg.device)
+    work = WorkDir(cfg.work_dir)
+    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
+    dataset = MultiScaleDataset(voc, read_image_list(cfg.infer_list), scales=(1.0,))
+    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
+    for pack in progress(loader, "make_sem_seg_labels", cfg.quiet, total=len(dataset)):
+        name, size = pack["name"], pack["size"]
+        boundary, features = boundary_and_features(model, pack["img"][0].to(device), cfg.irn_crop_size)
+        cams = load_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, size)
+        labels = random_walk_labels(torch.from_numpy(cams["cam"]).to(device), cams["keys"], boundary, size, cfg)
+        save_npz(work.boundary / f"{name}.npz", boundary=boundary.cpu().numpy().astype(np.float32))
+        save_npz(work.features / f"{name}.npz", features=features.cpu().numpy().astype(np.float16))
+        save_label_png(work.sem_seg / f"{name}.png", labels)

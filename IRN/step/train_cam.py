@@ -1,0 +1,79 @@
+"""Step 1: train the CAM network on image-level labels (SPEC §1)."""
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from IRN.datasets import ClassificationDataset
+from IRN.net.checkpoint import save_checkpoint
+from IRN.net.resnet50 import load_backbone_weights
+from IRN.net.resnet50_cam import CAMNet
+from IRN.training import log_writer, make_optimizer, poly_schedule, train_loader
+from wsgcn.layout import WorkDir
+from wsgcn.runtime import progress, resolve_device
+from wsgcn.voc import VOC12, read_image_list
+
+
+def validate(model, loader, device):
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch["img"].to(device))
+            total += F.multilabel_soft_margin_loss(logits, batch["label"].to(device), reduction="sum").item()
+            count += len(logits)
+    model.train()
+    return total / max(count, 1)
+
+
+def run(cfg):
+    device = resolve_device(cfg.device)
+    work = WorkDir(cfg.work_dir)
+    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    dataset = ClassificationDataset(voc, read_image_list(cfg.train_list), cfg.cam_crop_size,
+                                    cfg.cam_resize_long, seed=cfg.seed)
+    loader = train_loader(dataset, cfg.cam_batch_size, cfg.num_workers, cfg.seed)
+    val_loader = None
+    if cfg.val_list:
+        val_set = ClassificationDataset(voc, read_image_list(cfg.val_list), cfg.cam_crop_size,
+                                        cfg.cam_resize_long, seed=cfg.seed)
+        val_loader = DataLoader(val_set, batch_size=cfg.cam_batch_size, num_workers=cfg.num_workers)
+
+    torch.manual_seed(cfg.seed)
+    model = CAMNet(frozen_bn=cfg.cam_frozen_bn)
+    load_backbone_weights(model.resnet50, cfg.backbone_weights)
+    model.to(device).train()
+    backbone, head = model.param_groups()
+    optimizer = make_optimizer(cfg.cam_optimizer, [{"params": backbone, "lr": cfg.cam_learning_rate},
+                                                   {"params": head, "lr": 10 * cfg.cam_learning_rate}],
+                               cfg.cam_weight_decay)
+    max_step = len(loader) * cfg.cam_num_epoches
+    scheduler = poly_schedule(optimizer, max_step)
+    writer = log_writer(work.logs / "train_cam")
+
+    step, start = 0, time.time()
+    bar = progress(range(max_step), "train_cam", cfg.quiet, unit="step")
+    for epoch in range(cfg.cam_num_epoches):
+        dataset.set_epoch(epoch)
+        for batch in loader:
+            logits = model(batch["img"].to(device, non_blocking=True))
+            loss = F.multilabel_soft_margin_loss(logits, batch["label"].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            writer.add_scalar("train_cam/loss", loss.item(), step)
+            writer.add_scalar("train_cam/lr", optimizer.param_groups[0]["lr"], step)
+            scheduler.step()
+            step += 1
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+        if val_loader is not None:
+            val_loss = validate(model, val_loader, device)
+            writer.add_scalar("train_cam/val_loss", val_loss, step)
+            bar.write(f"epoch {epoch + 1}: validation loss {val_loss:.4f}")
+    bar.close()
+    writer.close()
+    save_checkpoint(model, work / cfg.cam_weights_name)
+    print(f"train_cam: {max_step} steps in {time.time() - start:.0f} s, final loss {loss.item():.4f}, "
+          f"weights {work / cfg.cam_weights_name}")

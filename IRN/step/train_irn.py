@@ -1,0 +1,87 @@
+"""Step 5: train IRNet's boundary and displacement branches on the IR labels (SPEC §4)."""
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from IRN.datasets import AffinityDataset, TopLeftCropDataset
+from IRN.net.checkpoint import save_checkpoint
+from IRN.net.resnet50 import load_backbone_weights
+from IRN.net.resnet50_cam import load_cam_net
+from IRN.net.resnet50_irn import IRNet, affinity_displacement_loss
+from IRN.training import log_writer, make_optimizer, poly_schedule, train_loader
+from wsgcn.affinity import PathIndex
+from wsgcn.layout import WorkDir
+from wsgcn.runtime import progress, resolve_device
+from wsgcn.voc import VOC12, read_image_list
+
+TRAIN_RADIUS = 10
+
+
+def init_backbone(model, weights, work, cfg):
+    """IRNet's frozen backbone: ImageNet/file/none like the CAM network, or ``cam``: the
+    trained CAM network's ResNet-50 (for training from scratch, where no ImageNet features exist)."""
+    if weights == "cam":
+        model.resnet50.load_state_dict(load_cam_net(work / cfg.cam_weights_name).resnet50.state_dict())
+    else:
+        load_backbone_weights(model.resnet50, weights)
+
+
+@torch.no_grad()
+def mean_displacement(model, voc, names, cfg, device):
+    """Mean of the displacement field over top-left crops of the images (IRNet's mean shift)."""
+    dataset = TopLeftCropDataset(voc, names, cfg.irn_crop_size)
+    loader = DataLoader(dataset, batch_size=cfg.irn_batch_size, num_workers=cfg.num_workers,
+                        drop_last=len(dataset) >= cfg.irn_batch_size)
+    model.eval()
+    means = [model(batch["img"].to(device))[1].mean((0, 2, 3)) for batch in loader]
+    return torch.stack(means).mean(0)
+
+
+def run(cfg):
+    device = resolve_device(cfg.device)
+    work = WorkDir(cfg.work_dir)
+    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    grid = cfg.irn_crop_size // 4
+    path_index = PathIndex(TRAIN_RADIUS, (grid, grid))
+    dataset = AffinityDataset(voc, read_image_list(cfg.train_list), work.ir_label, path_index,
+                              cfg.irn_crop_size, cfg.irn_rescale, seed=cfg.seed)
+    loader = train_loader(dataset, cfg.irn_batch_size, cfg.num_workers, cfg.seed)
+
+    torch.manual_seed(cfg.seed)
+    model = IRNet()
+    init_backbone(model, cfg.irn_backbone_weights, work, cfg)
+    model.to(device).train()
+    edge_params, dp_params = model.param_groups()
+    optimizer = make_optimizer("sgd", [{"params": edge_params, "lr": cfg.irn_learning_rate},
+                                       {"params": dp_params, "lr": 10 * cfg.irn_learning_rate}],
+                               cfg.irn_weight_decay)
+    max_step = len(loader) * cfg.irn_num_epoches
+    scheduler = poly_schedule(optimizer, max_step)
+    writer = log_writer(work.logs / "train_irn")
+
+    step, start = 0, time.time()
+    bar = progress(range(max_step), "train_irn", cfg.quiet, unit="step")
+    for epoch in range(cfg.irn_num_epoches):
+        dataset.set_epoch(epoch)
+        for batch in loader:
+            edge, disp = model(batch["img"].to(device, non_blocking=True))
+            losses = affinity_displacement_loss(edge, disp, path_index, batch["bg_pos"].to(device),
+                                                batch["fg_pos"].to(device), batch["neg"].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            for key, value in losses.items():
+                writer.add_scalar(f"train_irn/{key}", value.item(), step)
+            writer.add_scalar("train_irn/lr", optimizer.param_groups[0]["lr"], step)
+            scheduler.step()
+            step += 1
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, **{k: f"{v.item():.3f}" for k, v in losses.items() if k != "total"})
+    bar.close()
+    writer.close()
+
+    model.mean_shift.running_mean.copy_(mean_displacement(model, voc, read_image_list(cfg.infer_list), cfg, device))
+    save_checkpoint(model, work / cfg.irn_weights_name)
+    print(f"train_irn: {max_step} steps in {time.time() - start:.0f} s, final loss {losses['total'].item():.4f}, "
+          f"weights {work / cfg.irn_weights_name}")

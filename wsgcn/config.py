@@ -1,0 +1,59 @@
+"""Typed settings of a stage as one dataclass, and its command line built from the fields.
+
+Every field becomes ``--<name>``; booleans take ``True``/``False`` (as IRNet's runner,
+``--make_cam_pass False``); tuples take several values (``--cam_scales 1.0 0.5``).  A profile
+is a named set of overrides (``--profile demo``) applied before the explicit flags.
+"""
+import argparse
+import dataclasses
+import typing
+
+
+def str2bool(text):
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def _argument_spec(field_type):
+    """(type, nargs) for argparse from a field's annotation."""
+    origin = typing.get_origin(field_type)
+    if origin is tuple:
+        item_types = typing.get_args(field_type)
+        return item_types[0], ("+" if item_types[-1] is Ellipsis else len(item_types))
+    if field_type is bool:
+        return str2bool, None
+    return field_type, None
+
+
+def build_parser(config_cls, profiles, description=None):
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(profiles), default="paper",
+                        help="named set of defaults: 'paper' (published settings) or a smaller one")
+    hints = typing.get_type_hints(config_cls)
+    for field in dataclasses.fields(config_cls):
+        arg_type, nargs = _argument_spec(hints[field.name])
+        help_text = field.metadata.get("help", "")
+        parser.add_argument(f"--{field.name}", type=arg_type, nargs=nargs, default=None,
+                            help=f"{help_text} (default: {field.default!r})".strip())
+    return parser
+
+
+def parse_config(config_cls, profiles, argv=None, description=None):
+    """The config from the command line: defaults, then the profile, then explicit flags."""
+    args = build_parser(config_cls, profiles, description).parse_args(argv)
+    overrides = dict(profiles[args.profile])
+    for field in dataclasses.fields(config_cls):
+        value = getattr(args, field.name)
+        if value is not None:
+            overrides[field.name] = tuple(value) if isinstance(value, list) else value
+    return config_cls(**overrides)
+
+
+def field(default, help):
+    """A config field with its help text."""
+    return dataclasses.field(default=default, metadata={"help": help})

@@ -1,0 +1,482 @@
+"""A small synthetic data set in PASCAL VOC format, for the quick-start demo and the tests.
+
+    python -m wsgcn.demo_data --out Data/demo --num_train 48 --num_val 16 --seed 0
+
+writes, under ``out``::
+
+    VOC2012/JPEGImages/<name>.jpg             RGB JPEG, quality 90
+    VOC2012/SegmentationClassAug/<name>.png   palette PNG, 0 = background, 1..20 = class, 255 = void
+    VOC2012/Annotations/<name>.xml            VOC XML, one <object> per visible object
+    cls_labels.txt                            ``name idx idx ...`` (0-based object classes), both splits
+    train.txt, val.txt                        bare image names
+    demo.json                                 the generation parameters, written last
+
+Each scene is a cluttered, desaturated background with one to three objects of
+:data:`DEMO_CLASSES` on it.  Every class has its own saturated colour family, its own texture
+and its own shape family, so a CAM network trained from scratch on a CPU for a few hundred
+steps can tell them apart from image-level labels alone; the clutter, occluding bars,
+overlapping objects, truncation at the image border and odd image sizes keep the later
+stages (boundaries, random walk, GCN, CRF) from having a trivial job.
+
+The ground truth is exact by construction: a class is in an image's labels (XML and
+``cls_labels.txt``) if and only if it has pixels in the ground truth, and, as in VOC, a void
+band covers every object boundary (object/background and object/object).
+
+Generation is deterministic: image ``i`` draws all its randomness from
+``default_rng([seed, i])``, so a seed gives byte-identical files, and the first images do not
+change when more images are asked for.
+"""
+import argparse
+import colorsys
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from wsgcn.io import atomic_path, save_label_png
+from wsgcn.voc import CAT_INDEX
+
+FORMAT_VERSION = 1
+
+# The five object classes and how each looks.  Hues are spread round the colour wheel and kept
+# saturated, while everything in the background is desaturated, so colour alone separates the
+# classes; texture and shape are second, independent cues.  Textures are laid out in image
+# coordinates (not rotated with the object) and are invariant to horizontal flips, so the
+# flip augmentation of CAM training does not blur them into each other.
+DEMO_CLASSES = ["aeroplane", "bird", "car", "cat", "person"]
+CLASS_STYLE = {
+    #            hue (deg)  texture             shape
+    "aeroplane": dict(hue=210, texture="hstripes", shape="triangle"),
+    "bird":      dict(hue=52,  texture="dots",     shape="ellipse"),
+    "car":       dict(hue=0,   texture="checker",  shape="roundrect"),
+    "cat":       dict(hue=285, texture="blobs",    shape="star"),
+    "person":    dict(hue=125, texture="vstripes", shape="person"),
+}
+
+IMAGE_SIZE_RANGE = (97, 161)     # inclusive bounds of height and width, pixels
+OBJECT_SIZE_RANGE = (0.17, 0.33)  # object half-length as a fraction of the shorter image side
+MIN_VISIBLE_PIXELS = 80          # an object with fewer labelled (non-void) pixels is dropped
+VOID_RADIUS = 1                  # void band: pixels this close (Chebyshev) to another instance
+JPEG_QUALITY = 90
+
+_NAME_RE = re.compile(r"^demo_\d{6}$")
+
+
+def demo_image_name(index):
+    """Name of the ``index``-th demo image (train first, then val): ``demo_000000``, ..."""
+    return f"demo_{index:06d}"
+
+
+def demo_params(num_train, num_val, seed):
+    """The parameters recorded in ``demo.json``; equal parameters mean an up-to-date data set."""
+    return {"format_version": FORMAT_VERSION, "num_train": int(num_train), "num_val": int(num_val),
+            "seed": int(seed)}
+
+
+def is_up_to_date(out_dir, num_train=48, num_val=16, seed=0):
+    """True if ``out_dir/demo.json`` records exactly these parameters."""
+    path = Path(out_dir) / "demo.json"
+    try:
+        return json.loads(path.read_text()) == demo_params(num_train, num_val, seed)
+    except (OSError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Drawing primitives.  Everything works on whole (H, W) coordinate grids; the images are tiny,
+# so evaluating an implicit shape or a texture over the full grid costs well under a millisecond.
+
+@dataclass
+class SceneObject:
+    """One object of a scene: its class and its (H, W) bool mask, before occlusion."""
+    cls: str
+    mask: np.ndarray
+    colour: np.ndarray      # (3,) float RGB in 0..1, the base colour
+    texture: np.ndarray     # (H, W) float in 0..1, where the colour is darkened
+    depth: float            # how much the texture darkens the colour
+    shading: np.ndarray     # (H, W) float, multiplicative lighting across the object
+
+
+def _local_frame(yy, xx, cy, cx, theta):
+    """Coordinates (u, v) of every pixel in a frame centred on (cy, cx) and rotated by theta.
+
+    yy, xx: (H, W) pixel-centre coordinates; u runs along the rotated x axis, v along y (down).
+    """
+    dy, dx = yy - cy, xx - cx
+    c, s = np.cos(theta), np.sin(theta)
+    return c * dx + s * dy, -s * dx + c * dy
+
+
+def _shape_mask(shape, u, v, a, b, rng):
+    """(H, W) bool mask of a shape of half-length ``a`` and half-width ``b`` in local coordinates."""
+    if shape == "ellipse":
+        return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+    if shape == "roundrect":
+        # A superellipse: a rectangle whose corners are rounded, without case analysis.
+        return np.abs(u / a) ** 4 + np.abs(v / b) ** 4 <= 1.0
+    if shape == "triangle":
+        # Isosceles triangle, apex at u = +a, base at u = -a of half-width b.
+        return (u >= -a) & (np.abs(v) <= b * (a - u) / (2.0 * a))
+    if shape == "star":
+        lobes = int(rng.integers(5, 7))
+        amp = rng.uniform(0.22, 0.32)
+        phase = rng.uniform(0, 2 * np.pi)
+        radius = np.hypot(u, v)
+        angle = np.arctan2(v, u)
+        return radius <= a * (1.0 - amp + amp * np.cos(lobes * angle + phase))
+    if shape == "person":
+        # Upright figure of height 2a: a round head on top of an elongated body (v points down).
+        head_r = 0.24 * a
+        head = u ** 2 + (v + a - head_r) ** 2 <= head_r ** 2
+        body = (u / (0.42 * a)) ** 2 + ((v - 0.22 * a) / (0.78 * a)) ** 2 <= 1.0
+        neck = (np.abs(u) <= 0.1 * a) & (v >= -a + head_r) & (v <= -0.5 * a)
+        return head | body | neck
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _stripes(yy, xx, period, angle, phase):
+    """Square-ish stripes in 0..1 with the given period (px), normal direction angle, phase."""
+    t = (np.cos(angle) * yy + np.sin(angle) * xx) * (2 * np.pi / period) + phase
+    # tanh sharpens the sinusoid into bars with soft edges: crisper texture, no aliasing.
+    return 0.5 + 0.5 * np.tanh(2.5 * np.sin(t))
+
+
+def _class_texture(kind, yy, xx, rng):
+    """(H, W) float texture in 0..1 (1 = darkened) of one object, in image coordinates."""
+    if kind == "hstripes":
+        return _stripes(yy, xx, rng.uniform(6.0, 8.0), np.deg2rad(rng.uniform(-8, 8)),
+                        rng.uniform(0, 2 * np.pi))
+    if kind == "vstripes":
+        return _stripes(yy, xx, rng.uniform(6.0, 8.0), np.deg2rad(90 + rng.uniform(-8, 8)),
+                        rng.uniform(0, 2 * np.pi))
+    if kind == "checker":
+        period = rng.uniform(8.0, 11.0)
+        oy, ox = rng.uniform(0, period, size=2)
+        prod = np.sin((yy - oy) * (np.pi / period)) * np.sin((xx - ox) * (np.pi / period))
+        return 0.5 + 0.5 * np.tanh(4.0 * prod)
+    if kind == "dots":
+        period = rng.uniform(7.0, 9.5)
+        oy, ox = rng.uniform(0, period, size=2)
+        dy = (yy - oy) % period - period / 2
+        dx = (xx - ox) % period - period / 2
+        dot_r = 0.28 * period
+        return 1.0 / (1.0 + np.exp(3.0 * (np.hypot(dy, dx) - dot_r)))
+    if kind == "blobs":
+        # Thresholded smooth noise: irregular dark patches, like a calico coat.
+        noise = ndimage.gaussian_filter(rng.standard_normal(yy.shape), sigma=2.5, mode="wrap")
+        noise /= noise.std() + 1e-8
+        return 1.0 / (1.0 + np.exp(-3.0 * (noise - 0.2)))
+    raise ValueError(f"unknown texture {kind!r}")
+
+
+def _hsv(h_deg, s, v):
+    return np.array(colorsys.hsv_to_rgb((h_deg % 360) / 360.0, s, v), np.float32)
+
+
+def _dull_colour(rng, lo=0.15, hi=0.9):
+    """A desaturated RGB colour (saturation below ~0.25): grey with a faint tint of any hue."""
+    grey = rng.uniform(lo, hi)
+    return np.clip(grey * (1.0 + rng.uniform(-0.12, 0.12, size=3)), 0, 1).astype(np.float32)
+
+
+def _smooth_field(rng, shape, grid, colour_fn):
+    """(H, W, 3) low-frequency colour field: random colours on a coarse grid, cubic-interpolated."""
+    h, w = shape
+    gh, gw = grid
+    coarse = np.stack([colour_fn(rng) for _ in range(gh * gw)]).reshape(gh, gw, 3)
+    # map_coordinates rather than zoom: the output has exactly (H, W) pixels for any size.
+    ys = np.linspace(0, gh - 1, h, dtype=np.float32)
+    xs = np.linspace(0, gw - 1, w, dtype=np.float32)
+    coords = np.stack(np.meshgrid(ys, xs, indexing="ij"))
+    return np.stack([ndimage.map_coordinates(coarse[..., c], coords, order=3, mode="nearest")
+                     for c in range(3)], axis=-1)
+
+
+def _blend(img, mask, colour_map, alpha=1.0):
+    """Paint ``colour_map`` ((H, W, 3) or (3,)) over ``img`` where ``mask``, with opacity alpha."""
+    m = mask[..., None].astype(np.float32) * alpha
+    img *= 1.0 - m
+    img += m * colour_map
+
+
+def _random_clutter_shape(rng, yy, xx, size):
+    """(H, W) bool mask of a distractor: ellipse, rotated rectangle or straight line/bar."""
+    h, w = yy.shape
+    cy, cx = rng.uniform(-0.1, 1.1) * h, rng.uniform(-0.1, 1.1) * w
+    u, v = _local_frame(yy, xx, cy, cx, rng.uniform(0, np.pi))
+    kind = rng.choice(["ellipse", "rect", "line"], p=[0.35, 0.35, 0.3])
+    if kind == "line":
+        length, width = rng.uniform(0.4, 1.0) * max(h, w), rng.uniform(0.8, 2.5)
+        return (np.abs(u) <= length / 2) & (np.abs(v) <= width)
+    a = rng.uniform(0.06, 0.3) * size
+    b = a * rng.uniform(0.3, 1.0)
+    if kind == "ellipse":
+        return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+    return (np.abs(u) <= a) & (np.abs(v) <= b)
+
+
+def _clutter_texture(rng, yy, xx, colour):
+    """(H, W, 3) fill of a distractor: flat, grainy, diagonal-striped or a gradient (all dull)."""
+    kind = rng.choice(["flat", "grain", "diagonal", "gradient"])
+    if kind == "flat":
+        return colour
+    if kind == "grain":
+        grain = rng.normal(0.0, 0.06, size=yy.shape).astype(np.float32)
+        return colour * (1.0 + grain[..., None])
+    if kind == "diagonal":
+        # Diagonal stripes only: horizontal/vertical ones belong to object classes.
+        angle = np.deg2rad(rng.choice([45.0, 135.0]) + rng.uniform(-10, 10))
+        t = _stripes(yy, xx, rng.uniform(4.0, 12.0), angle, rng.uniform(0, 2 * np.pi))
+        return colour * (1.0 - rng.uniform(0.1, 0.3) * t)[..., None]
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * yy + np.sin(angle) * xx) / max(yy.shape)
+    return colour * (1.0 + 0.3 * (ramp - ramp.mean()))[..., None]
+
+
+# ----------------------------------------------------------------------------------------------
+# One scene.
+
+def _image_size(rng, index):
+    """(H, W): each side in IMAGE_SIZE_RANGE and not a multiple of 4, at least one side odd.
+
+    Orientation alternates with the index, so any two consecutive images give both a
+    landscape and a portrait one; the sides are drawn distinct, so no image is square.
+    """
+    lo, hi = IMAGE_SIZE_RANGE
+    sizes = np.arange(lo, hi + 1)
+    odd = sizes[sizes % 2 == 1]
+    not_mult4 = sizes[sizes % 4 != 0]
+    first = int(rng.choice(odd))
+    second = int(rng.choice(not_mult4[not_mult4 != first]))
+    long_side, short_side = max(first, second), min(first, second)
+    return (long_side, short_side) if index % 2 else (short_side, long_side)
+
+
+def _make_object(rng, cls, yy, xx):
+    """Draw an object of class ``cls`` at a random place, size, rotation and colour."""
+    style = CLASS_STYLE[cls]
+    h, w = yy.shape
+    a = rng.uniform(*OBJECT_SIZE_RANGE) * min(h, w)
+    # Centres near the border are allowed: such objects are truncated, as in VOC.
+    cy, cx = rng.uniform(0.12, 0.88) * h, rng.uniform(0.12, 0.88) * w
+    if style["shape"] == "person":
+        theta = np.deg2rad(rng.uniform(-20, 20))        # people stand roughly upright
+        b = a
+    else:
+        theta = rng.uniform(0, 2 * np.pi)
+        aspect = {"ellipse": (0.55, 0.85), "roundrect": (0.45, 0.7), "triangle": (0.5, 0.8),
+                  "star": (1.0, 1.0)}[style["shape"]]
+        b = a * rng.uniform(*aspect)
+    u, v = _local_frame(yy, xx, cy, cx, theta)
+    mask = _shape_mask(style["shape"], u, v, a, b, rng)
+
+    colour = _hsv(style["hue"] + rng.uniform(-8, 8), rng.uniform(0.65, 0.95), rng.uniform(0.6, 0.95))
+    texture = _class_texture(style["texture"], yy, xx, rng).astype(np.float32)
+    # Lighting: a linear ramp across the object in a random direction, +-15 % brightness.
+    light = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(light) * (yy - cy) + np.sin(light) * (xx - cx)) / (2 * a)
+    shading = (1.0 + 0.3 * np.clip(ramp, -0.5, 0.5)).astype(np.float32)
+    return SceneObject(cls, mask, colour, texture, rng.uniform(0.35, 0.55), shading)
+
+
+def _void_band(inst):
+    """(H, W) bool: pixels with a different instance within VOID_RADIUS px (3x3 window for 1).
+
+    inst: (H, W) int instance map, 0 = background.  A pixel is void iff the grey dilation and
+    grey erosion (max and min filters) of the map differ there, which marks both sides of
+    every object/background and object/object boundary;
+    with VOID_RADIUS = 1 the band is 2 px wide, about VOC's 5 px at our ~4x smaller image scale.
+    The filters reflect at the image border, so the border itself is not a boundary.
+    """
+    size = 2 * VOID_RADIUS + 1
+    return ndimage.maximum_filter(inst, size=size) != ndimage.minimum_filter(inst, size=size)
+
+
+def _compose_instances(objects, occluder):
+    """(H, W) int instance map: object k -> k + 1 (later on top), occluders and background -> 0."""
+    inst = np.zeros(occluder.shape, np.int32)
+    for k, obj in enumerate(objects):
+        inst[obj.mask] = k + 1
+    inst[occluder] = 0
+    return inst
+
+
+def _settle_objects(objects, occluder):
+    """Drop objects whose labelled area, after occlusion and the void band, is too small.
+
+    The smallest offender goes first and the rest are re-measured, because removing an
+    object can uncover those beneath it.  Returns (kept objects, instance map, void band).
+    """
+    objects = list(objects)
+    while True:
+        inst = _compose_instances(objects, occluder)
+        void = _void_band(inst)
+        labelled = np.bincount(inst[~void].ravel(), minlength=len(objects) + 1)[1:]
+        if not objects or labelled.min() >= MIN_VISIBLE_PIXELS:
+            return objects, inst, void
+        objects.pop(int(np.argmin(labelled)))
+
+
+def make_scene(seed, index):
+    """Generate one image with its ground truth and objects.
+
+    Returns (image (H, W, 3) uint8 RGB, gt (H, W) uint8 with 0 / class+1 / 255,
+    objects: list of (class name, (xmin, ymin, xmax, ymax) 1-based inclusive visible box)).
+    """
+    rng = np.random.default_rng([seed, index])
+    h, w = _image_size(rng, index)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+
+    # Background: a smooth dull colour field, then distractors under the objects.
+    img = _smooth_field(rng, (h, w), tuple(rng.integers(3, 6, size=2)),
+                        lambda r: _dull_colour(r, 0.3, 0.85))
+    for _ in range(int(rng.integers(4, 10))):
+        mask = _random_clutter_shape(rng, yy, xx, min(h, w))
+        colour = _dull_colour(rng)
+        _blend(img, mask, _clutter_texture(rng, yy, xx, colour), alpha=rng.uniform(0.6, 1.0))
+
+    # Objects: mostly one or two, sometimes three; classes drawn independently, so repeats occur.
+    # Occluders (poles, bars) go on top of the objects and are background in the ground truth.
+    for _attempt in range(100):
+        n_obj = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
+        classes = rng.choice(DEMO_CLASSES, size=n_obj)
+        objects = [_make_object(rng, str(c), yy, xx) for c in classes]
+        occluder = np.zeros((h, w), bool)
+        occluder_masks = []
+        for _ in range(int(rng.choice([0, 1, 2], p=[0.65, 0.25, 0.1]))):
+            cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+            u, v = _local_frame(yy, xx, cy, cx, rng.uniform(0, np.pi))
+            bar = (np.abs(v) <= rng.uniform(1.5, 3.5)) & (np.abs(u) <= rng.uniform(0.3, 0.8) * max(h, w))
+            occluder_masks.append((bar, _dull_colour(rng, 0.1, 0.9)))
+            occluder |= bar
+        objects, inst, void = _settle_objects(objects, occluder)
+        if objects:
+            break
+    else:  # pragma: no cover - every attempt dropping every object is vanishingly unlikely
+        raise RuntimeError(f"could not place a visible object in demo image {index}")
+
+    for obj in objects:
+        fill = obj.colour * ((1.0 - obj.depth * obj.texture) * obj.shading)[..., None]
+        _blend(img, obj.mask, fill)
+    for bar, colour in occluder_masks:
+        _blend(img, bar, colour)
+    img += rng.normal(0.0, 0.015, size=img.shape).astype(np.float32)  # sensor noise
+    image = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+    class_ids = np.array([0] + [CAT_INDEX[o.cls] + 1 for o in objects], np.uint8)
+    gt = class_ids[inst]
+    gt[void] = 255
+
+    boxes = []
+    for k, obj in enumerate(objects, start=1):
+        ys, xs = np.nonzero(inst == k)
+        boxes.append((obj.cls, (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)))
+    return image, gt, boxes
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing.
+
+def _annotation_xml(name, height, width, boxes):
+    """VOC-style annotation text for one image."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "VOC2012"
+    ET.SubElement(root, "filename").text = f"{name}.jpg"
+    ET.SubElement(ET.SubElement(root, "source"), "database").text = "WSGCN synthetic demo"
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(value)
+    ET.SubElement(root, "segmented").text = "1"
+    for cls, (x0, y0, x1, y1) in boxes:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = cls
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        truncated = x0 == 1 or y0 == 1 or x1 == width or y1 == height
+        ET.SubElement(obj, "truncated").text = str(int(truncated))
+        ET.SubElement(obj, "difficult").text = "0"
+        box = ET.SubElement(obj, "bndbox")
+        for tag, value in (("xmin", x0), ("ymin", y0), ("xmax", x1), ("ymax", y1)):
+            ET.SubElement(box, tag).text = str(value)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _remove_stale(voc_root, keep):
+    """Remove demo files (``demo_NNNNNN.*``) left by an earlier, larger generation."""
+    for sub, suffix in (("JPEGImages", ".jpg"), ("SegmentationClassAug", ".png"), ("Annotations", ".xml")):
+        folder = voc_root / sub
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(f"demo_*{suffix}"):
+            if _NAME_RE.match(path.stem) and path.stem not in keep:
+                path.unlink()
+
+
+def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0):
+    """Write the demo data set under ``out_dir`` (layout in the module docstring); return ``out_dir``.
+
+    Idempotent: if ``out_dir/demo.json`` records the same parameters, nothing is written.
+    Otherwise demo.json is removed first and rewritten last, so an interrupted run is redone.
+    """
+    out_dir = Path(out_dir)
+    for label, value, least in (("num_train", num_train, 1), ("num_val", num_val, 1), ("seed", seed, 0)):
+        if int(value) != value or value < least:
+            raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
+    if is_up_to_date(out_dir, num_train, num_val, seed):
+        return out_dir
+
+    (out_dir / "demo.json").unlink(missing_ok=True)
+    voc_root = out_dir / "VOC2012"
+    names = [demo_image_name(i) for i in range(num_train + num_val)]
+    _remove_stale(voc_root, set(names))
+
+    label_lines = []
+    for index, name in enumerate(names):
+        image, gt, boxes = make_scene(seed, index)
+        with atomic_path(voc_root / "JPEGImages" / f"{name}.jpg") as tmp:
+            Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+        save_label_png(voc_root / "SegmentationClassAug" / f"{name}.png", gt)
+        _write_text(voc_root / "Annotations" / f"{name}.xml",
+                    _annotation_xml(name, gt.shape[0], gt.shape[1], boxes))
+        indices = sorted({CAT_INDEX[cls] for cls, _ in boxes})
+        label_lines.append(" ".join([name] + [str(i) for i in indices]))
+
+    _write_text(out_dir / "cls_labels.txt", "\n".join(label_lines) + "\n")
+    _write_text(out_dir / "train.txt", "\n".join(names[:num_train]) + "\n")
+    _write_text(out_dir / "val.txt", "\n".join(names[num_train:]) + "\n")
+    _write_text(out_dir / "demo.json", json.dumps(demo_params(num_train, num_val, seed), indent=2) + "\n")
+    return out_dir
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Write the synthetic VOC-format demo data set.")
+    parser.add_argument("--out", default="Data/demo", help="output folder (gets VOC2012/, lists, demo.json)")
+    parser.add_argument("--num_train", type=int, default=48, help="number of training images")
+    parser.add_argument("--num_val", type=int, default=16, help="number of validation images")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    args = parser.parse_args(argv)
+    try:
+        if is_up_to_date(args.out, args.num_train, args.num_val, args.seed):
+            print(f"{args.out}: demo data set up to date ({args.num_train} train + {args.num_val} val, "
+                  f"seed {args.seed})")
+            return 0
+        out = make_demo_dataset(args.out, args.num_train, args.num_val, args.seed)
+    except ValueError as e:
+        parser.error(str(e))
+    print(f"{out}: wrote demo data set, {args.num_train} train + {args.num_val} val images "
+          f"(seed {args.seed})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

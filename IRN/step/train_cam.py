@@ -67,7 +67,7 @@ def run(cfg):
             scheduler.step()
             step += 1
             bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}", refresh=False)
         if val_loader is not None:
             val_loss = validate(model, val_loader, device)
             writer.add_scalar("train_cam/val_loss", val_loss, step)

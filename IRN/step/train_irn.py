@@ -43,6 +43,9 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     grid = cfg.irn_crop_size // 4
+    if grid <= 2 * (TRAIN_RADIUS - 1):
+        raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} is too small for radius-{TRAIN_RADIUS} pairs: "
+                         f"use at least {8 * TRAIN_RADIUS}")
     path_index = PathIndex(TRAIN_RADIUS, (grid, grid))
     dataset = AffinityDataset(voc, read_image_list(cfg.train_list), work.ir_label, path_index,
                               cfg.irn_crop_size, cfg.irn_rescale, seed=cfg.seed)
@@ -77,7 +80,7 @@ def run(cfg):
             scheduler.step()
             step += 1
             bar.update()
-            bar.set_postfix(epoch=epoch + 1, **{k: f"{v.item():.3f}" for k, v in losses.items() if k != "total"})
+            bar.set_postfix(epoch=epoch + 1, **{k: f"{v.item():.3f}" for k, v in losses.items() if k != "total"}, refresh=False)
     bar.close()
     writer.close()
 

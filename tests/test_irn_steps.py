@@ -1,0 +1,112 @@
+"""The IRN steps end to end on a few demo images (tiny settings), and their invariants."""
+import numpy as np
+import pytest
+import torch
+
+from IRN import run_sample
+from IRN.datasets import MultiScaleDataset
+from IRN.net.resnet50_cam import CAMNet
+from IRN.net.resnet50_irn import load_irnet
+from IRN.step.cam_to_ir_label import combine_confident_maps
+from IRN.step.make_cam import compute_cams
+from IRN.step.make_sem_seg_labels import canvas_size
+from wsgcn.cams import load_cams, strided_size
+from wsgcn.io import load_label_png, load_npz
+from wsgcn.voc import VOC12, read_image_list
+
+
+@pytest.fixture(scope="module")
+def irn_run(demo_root, tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    argv = ["--profile", "demo", "--voc12_root", str(demo_root / "VOC2012"),
+            "--train_list", str(demo_root / "train.txt"), "--infer_list", str(demo_root / "val.txt"),
+            "--cls_labels", str(demo_root / "cls_labels.txt"), "--work_dir", str(work),
+            "--cam_crop_size", "64", "--cam_batch_size", "4", "--cam_num_epoches", "1", "--cam_scales", "1.0", "0.5",
+            "--irn_crop_size", "96", "--irn_batch_size", "4", "--irn_num_epoches", "1", "--num_workers", "0",
+            "--quiet", "True"]
+    cfg = run_sample.main(argv)
+    voc = VOC12(demo_root / "VOC2012")
+    return cfg, work, voc
+
+
+def test_cam_files(irn_run, demo_root):
+    cfg, work, voc = irn_run
+    names = read_image_list(demo_root / "train.txt") + read_image_list(demo_root / "val.txt")
+    for name in names:  # CAMs for the training list and the infer list
+        image = voc.load_image(name)
+        cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", image_size=image.shape[:2])
+        assert cams["keys"].tolist() == np.flatnonzero(voc.class_labels(name)).tolist()
+        assert cams["cam"].shape[1:] == strided_size(image.shape[:2], 4)
+        for maps in (cams["cam"], cams["high_res"]):
+            assert maps.dtype == np.float32 and maps.min() >= 0
+            peaks = maps.reshape(len(maps), -1).max(1)  # 1 after normalisation, 0 for an all-zero map
+            assert np.all((peaks == 0) | (np.abs(peaks - 1) < 1e-3)), peaks
+
+
+def test_ir_labels(irn_run, demo_root):
+    cfg, work, voc = irn_run
+    for name in read_image_list(demo_root / "train.txt"):
+        ir = load_label_png(work / "IRN4GCN/IR_LABEL" / f"{name}.png")
+        assert ir.shape == voc.load_image(name).shape[:2]
+        allowed = {0, 255} | set((np.flatnonzero(voc.class_labels(name)) + 1).tolist())
+        assert set(np.unique(ir).tolist()) <= allowed
+
+
+def test_gcn_inputs_and_random_walk_labels(irn_run, demo_root):
+    cfg, work, voc = irn_run
+    for name in read_image_list(demo_root / "val.txt"):
+        h, w = voc.load_image(name).shape[:2]
+        grid = strided_size((h, w), 4)
+        boundary = load_npz(work / "IRN4GCN/BOUNDARY" / f"{name}.npz", required=("boundary",))["boundary"]
+        features = load_npz(work / "IRN4GCN/AFF_FEATURE" / f"{name}.npz", required=("features",))["features"]
+        assert boundary.shape == grid and boundary.dtype == np.float32
+        assert 0 <= boundary.min() and boundary.max() <= 1
+        assert features.shape == (160,) + grid and features.dtype == np.float16
+        labels = load_label_png(work / "IRN4GCN/SEM_SEG" / f"{name}.png")
+        assert labels.shape == (h, w)
+        assert set(np.unique(labels).tolist()) <= {0} | set((np.flatnonzero(voc.class_labels(name)) + 1).tolist())
+
+
+def test_irnet_checkpoint_has_mean_shift(irn_run):
+    cfg, work, voc = irn_run
+    net = load_irnet(work / cfg.irn_weights_name)
+    shift = net.mean_shift.running_mean
+    assert torch.isfinite(shift).all() and shift.abs().sum() > 0
+    torch.testing.assert_close(net.fc_dp7[4].running_mean, shift)
+
+
+def test_eval_steps_print_miou(irn_run, capsys):
+    cfg, work, voc = irn_run
+    from IRN.step import eval_cam, eval_sem_seg
+    eval_cam.run(cfg)
+    eval_sem_seg.run(cfg)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mIoU: ")]
+    assert len(lines) == 2 and all(0 <= float(line.split()[1]) <= 100 for line in lines)
+
+
+def test_cams_flip_equivariant(demo_root):
+    """Flip averaging: the strided CAMs of the mirrored image are the mirrored CAMs (high_res is
+    cropped on the right after upsampling, so only its left-aligned part could be compared)."""
+    torch.manual_seed(0)
+    model = CAMNet().eval()
+    voc = VOC12(demo_root / "VOC2012")
+    name = read_image_list(demo_root / "train.txt")[0]
+    pack = MultiScaleDataset(voc, [name], scales=(1.0, 0.5))[0]
+    keys = torch.tensor([0, 3])
+    cam, high_res = compute_cams(model, pack["img"], pack["size"], keys)
+    flipped = [p.flip(0) for p in pack["img"]]  # (image, flip) -> (flip, image) is the mirrored input
+    cam_f, high_res_f = compute_cams(model, flipped, pack["size"], keys)
+    torch.testing.assert_close(cam_f, cam.flip(-1), rtol=1e-4, atol=1e-5)
+    assert cam.shape[1:] == strided_size(pack["size"], 4) and high_res.shape[1:] == tuple(pack["size"])
+
+
+def test_ir_label_rules():
+    fg_conf = np.array([[3, 0, 0], [0, 7, 0]])
+    bg_conf = np.array([[3, 0, 5], [0, 7, 0]])
+    np.testing.assert_array_equal(combine_confident_maps(fg_conf, bg_conf), [[3, 0, 255], [0, 7, 0]])
+
+
+def test_canvas_size():
+    assert canvas_size((375, 500), 512) == (512, 512)
+    assert canvas_size((600, 37), 512) == (608, 512)  # larger than the canvas: next multiple of 16
+    assert canvas_size((130, 97), 128) == (144, 128)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# WSGCN Stage I, every step in order, then one table of the labels' mIoU.
+#
+#   bash train.sh                  # the paper's settings, on a GPU when there is one
+#   bash train.sh --profile demo   # CPU-sized settings (what scripts/demo.sh runs)
+#
+# Environment (defaults: the original layout under Data/):
+#   VOC12_ROOT  VOC-format data set           Data/VOC12/VOC2012
+#   TRAIN_LIST  images to train CAM and IRNet  Data/VOC12/train_aug.txt
+#   INFER_LIST  images to make labels for     Data/VOC12/train.txt
+#   VAL_LIST    train_cam validation images   (unset: no validation)
+#   CLS_LABELS  image-level label table       Data/VOC12/cls_labels.txt ('' = XML annotations)
+#   WORK_DIR    outputs                       Data
+#   DEVICE      cpu | cuda | cuda:N           (unset: cuda when available)
+#   PYTHON      interpreter                   .venv/bin/python if present, else python
+# Further arguments go to every step (e.g. --profile demo, --num_workers 8).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+VOC12_ROOT=${VOC12_ROOT:-Data/VOC12/VOC2012}
+TRAIN_LIST=${TRAIN_LIST:-Data/VOC12/train_aug.txt}
+INFER_LIST=${INFER_LIST:-Data/VOC12/train.txt}
+CLS_LABELS=${CLS_LABELS-Data/VOC12/cls_labels.txt}
+WORK_DIR=${WORK_DIR:-Data}
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
+
+common=(--voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" --device "${DEVICE:-}")
+irn_args=(--train_list "$TRAIN_LIST" --infer_list "$INFER_LIST" --cls_labels "$CLS_LABELS"
+          --val_list "${VAL_LIST:-}")
+
+echo "== IRN stage: CAMs, IR labels, IRNet, boundary map, node features, random-walk labels"
+"$PYTHON" IRN/run_sample.py "${common[@]}" "${irn_args[@]}" "$@"
+
+echo "== Summary"
+"$PYTHON" -m wsgcn.report --work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST"

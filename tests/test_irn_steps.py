@@ -110,3 +110,55 @@ def test_canvas_size():
     assert canvas_size((375, 500), 512) == (512, 512)
     assert canvas_size((600, 37), 512) == (608, 512)  # larger than the canvas: next multiple of 16
     assert canvas_size((130, 97), 128) == (144, 128)
+
+
+def test_random_walk_labels_match_dense_t256():
+    """The sparse walk gives the labels of the original's dense T^256 formulation."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from IRN.step.make_sem_seg_labels import random_walk_labels
+    from wsgcn.affinity import dense_transition_power
+
+    g = torch.Generator().manual_seed(0)
+    h, w, size = 14, 17, (53, 66)
+    boundary = torch.rand(h, w, generator=g) ** 4
+    boundary[6, :] = 0.95  # a wall across the image
+    cams = torch.rand(2, h, w, generator=g)
+    keys = np.array([4, 11])
+    cfg = SimpleNamespace(beta=10, exp_times=8, sem_seg_bg_thres=0.25)
+    ours = random_walk_labels(cams, keys, boundary, size, cfg)
+
+    t256 = dense_transition_power(boundary.double(), beta=10, exp_times=8)
+    rw = ((cams.double() * (1 - boundary.double())).reshape(2, -1) @ t256).reshape(2, 1, h, w)
+    rw = F.interpolate(rw, scale_factor=4, mode="bilinear", align_corners=False)[:, 0, :size[0], :size[1]]
+    rw = torch.cat([torch.full((1,) + size, 0.25, dtype=rw.dtype), rw / rw.max()])
+    reference = np.array([0, 5, 12])[rw.argmax(0).numpy()]
+    assert ours.shape == size and (ours == reference).mean() >= 0.995
+    assert len(np.unique(reference)) > 1  # a case where the labels are not trivially uniform
+
+
+def test_boundary_and_features_on_an_image_larger_than_the_canvas():
+    from IRN.net.resnet50_irn import IRNet
+    from IRN.step.make_sem_seg_labels import boundary_and_features
+
+    torch.manual_seed(0)
+    pair = torch.randn(1, 3, 530, 37)
+    pair = torch.cat([pair, pair.flip(-1)])
+    boundary, features = boundary_and_features(IRNet().eval(), pair, crop_size=512)
+    assert boundary.shape == (133, 10) and features.shape == (160, 133, 10)
+    assert 0 <= boundary.min() and boundary.max() <= 1
+
+
+def test_summary_report(irn_run, demo_root, capsys):
+    from wsgcn import report
+
+    cfg, work, voc = irn_run
+    assert report.main(["--work_dir", str(work), "--voc12_root", str(demo_root / "VOC2012"),
+                        "--list", str(demo_root / "val.txt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["labels", "mIoU", "pix.acc"]
+    assert lines[2].startswith("CAM ") and lines[3].startswith("random walk (IRNet) ")
+    assert report.main(["--work_dir", str(work / "empty"), "--voc12_root", str(demo_root / "VOC2012"),
+                        "--list", str(demo_root / "val.txt")]) == 1

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from wsgcn.io import load_npz
+from wsgcn.metrics import confusion_matrix
 
 
 def strided_size(size, stride):
@@ -48,9 +49,27 @@ def find_cam_file(cam_dir, name, allow_pickle=False):
     return npz
 
 
-def cam_label_map(high_res, keys, bg_score):
-    """(H, W) uint8 labels: argmax over [constant background plane ``bg_score``, class maps],
-    mapped to VOC indices (0 = background, key + 1 otherwise)."""
+def key_labels(keys):
+    """VOC label of each plane of [background, CAMs of ``keys``]: (K+1,) int64, 0 then key + 1."""
+    return np.concatenate([[0], np.asarray(keys, np.int64) + 1])
+
+
+def cam_argmax(high_res, bg_score):
+    """(H, W) plane index of the argmax over [constant background plane ``bg_score``, class maps]."""
     scores = np.concatenate([np.full((1,) + high_res.shape[1:], bg_score, np.float32), high_res])
-    labels = np.concatenate([[0], keys + 1])
-    return labels[scores.argmax(0)].astype(np.uint8)
+    return scores.argmax(0)
+
+
+def cam_label_map(high_res, keys, bg_score):
+    """(H, W) uint8 VOC labels of the CAMs with background score ``bg_score``."""
+    return key_labels(keys)[cam_argmax(high_res, bg_score)].astype(np.uint8)
+
+
+def cam_confusion(cam_dir, voc, names, bg_score, allow_pickle=False):
+    """21-class confusion matrix of the CAM label maps (:func:`cam_label_map`) against the truth."""
+    conf = 0
+    for name in names:
+        gt = voc.load_gt(name)
+        cams = load_cams(find_cam_file(cam_dir, name, allow_pickle), allow_pickle, gt.shape)
+        conf = conf + confusion_matrix(gt, cam_label_map(cams["high_res"], cams["keys"], bg_score))
+    return np.asarray(conf)

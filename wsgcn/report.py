@@ -5,31 +5,20 @@
 import argparse
 import sys
 
-import numpy as np
-
-from wsgcn.cams import cam_label_map, find_cam_file, load_cams
+from wsgcn.cams import cam_confusion, find_cam_file
 from wsgcn.layout import WorkDir
-from wsgcn.metrics import confusion_matrix, evaluate_label_maps, mean_iou, pixel_accuracy
+from wsgcn.metrics import evaluate_label_maps, mean_iou, pixel_accuracy
 from wsgcn.voc import VOC12, read_image_list
-
-
-def cam_confusion(work, voc, names, bg_score, allow_pickle=False):
-    conf = np.zeros((21, 21), np.int64)
-    for name in names:
-        gt = voc.load_gt(name)
-        cams = load_cams(find_cam_file(work.cam, name, allow_pickle), allow_pickle, gt.shape)
-        conf += confusion_matrix(gt, cam_label_map(cams["high_res"], cams["keys"], bg_score))
-    return conf
 
 
 def stage_rows(work, voc, names, cam_eval_thres=0.15):
     """(stage, confusion matrix) for each stage whose outputs exist for every image."""
     rows = []
     if all(find_cam_file(work.cam, n).is_file() for n in names):
-        rows.append(("CAM", cam_confusion(work, voc, names, cam_eval_thres)))
+        rows.append(("CAM", cam_confusion(work.cam, voc, names, cam_eval_thres)))
     for stage, folder in (("random walk (IRNet)", work.sem_seg),):
         if all((folder / f"{n}.png").is_file() for n in names):
-            rows.append((stage, evaluate_label_maps(folder, voc.gt_path("x").parent, names)))
+            rows.append((stage, evaluate_label_maps(folder, voc.gt_dir, names)))
     return rows
 
 

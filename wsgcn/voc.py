@@ -124,11 +124,15 @@ class VOC12:
                            if cls_labels is not None else None)
         self.cls_labels_path = cls_labels
 
+    @property
+    def gt_dir(self):
+        return self.root / "SegmentationClassAug"
+
     def image_path(self, name):
         return self.root / "JPEGImages" / f"{name}.jpg"
 
     def gt_path(self, name):
-        return self.root / "SegmentationClassAug" / f"{name}.png"
+        return self.gt_dir / f"{name}.png"
 
     def annotation_path(self, name):
         return self.root / "Annotations" / f"{name}.xml"

@@ -7,7 +7,7 @@ survives), combine into foreground / background / 255 (unsure) labels.
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from wsgcn.cams import find_cam_file, load_cams
+from wsgcn.cams import cam_argmax, find_cam_file, key_labels, load_cams
 from wsgcn.crf import CRFParams, crf_label_map
 from wsgcn.io import save_label_png
 from wsgcn.layout import WorkDir
@@ -20,9 +20,8 @@ IR_LABEL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilatera
 
 def confident_labels(image, high_res, keys, bg_score):
     """CRF-refined argmax of [background plane ``bg_score``, CAMs]: (H, W) VOC indices."""
-    scores = np.concatenate([np.full((1,) + high_res.shape[1:], bg_score, np.float32), high_res])
-    labels = np.concatenate([[0], keys + 1])
-    return labels[crf_label_map(image, scores.argmax(0), len(labels), IR_LABEL_CRF, gt_prob=0.7)]
+    labels = key_labels(keys)
+    return labels[crf_label_map(image, cam_argmax(high_res, bg_score), len(labels), IR_LABEL_CRF, gt_prob=0.7)]
 
 
 def combine_confident_maps(fg_conf, bg_conf):

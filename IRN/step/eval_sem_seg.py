@@ -7,6 +7,6 @@ from wsgcn.voc import VOC12, read_image_list
 def run(cfg):
     work = WorkDir(cfg.work_dir)
     names = read_image_list(cfg.infer_list)
-    conf = evaluate_label_maps(work.sem_seg, VOC12(cfg.voc12_root).gt_path("x").parent, names)
+    conf = evaluate_label_maps(work.sem_seg, VOC12(cfg.voc12_root).gt_dir, names)
     print(f"eval_sem_seg: {len(names)} images, random-walk labels {work.sem_seg}")
     print(format_iou_table(conf))

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_irn import load_irnet
 from wsgcn.affinity import random_walk
-from wsgcn.cams import find_cam_file, load_cams, strided_size
+from wsgcn.cams import find_cam_file, key_labels, load_cams, strided_size
 from wsgcn.io import save_label_png, save_npz
 from wsgcn.layout import WorkDir
 from wsgcn.runtime import progress, resolve_device
@@ -49,7 +49,7 @@ def random_walk_labels(cams, keys, boundary, size, cfg):
     rw = F.interpolate(rw[:, None], scale_factor=4, mode="bilinear", align_corners=False)[:, 0, : size[0], : size[1]]
     rw = rw / rw.max()
     rw = F.pad(rw, (0, 0, 0, 0, 1, 0), value=cfg.sem_seg_bg_thres)
-    labels = torch.as_tensor(np.concatenate([[0], keys + 1]), device=rw.device)
+    labels = torch.as_tensor(key_labels(keys), device=rw.device)
     return labels[rw.argmax(0)].cpu().numpy().astype(np.uint8)
 
 

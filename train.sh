@@ -13,9 +13,19 @@
 #   WORK_DIR    outputs                       Data
 #   DEVICE      cpu | cuda | cuda:N           (unset: cuda when available)
 #   PYTHON      interpreter                   .venv/bin/python if present, else python
-# Further arguments go to every step (e.g. --profile demo, --num_workers 8).
+#   IRN_ARGS    extra flags for IRN/run_sample.py (e.g. "--num_workers 8")
+#   GCN_ARGS    extra flags for the GCN scripts (e.g. "--max_epoch 100")
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+
+profile=paper
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --profile) profile=$2; shift 2 ;;
+        --profile=*) profile=${1#--profile=}; shift ;;
+        *) echo "train.sh: unknown argument $1 (use --profile NAME; IRN_ARGS/GCN_ARGS for step flags)" >&2; exit 2 ;;
+    esac
+done
 
 VOC12_ROOT=${VOC12_ROOT:-Data/VOC12/VOC2012}
 TRAIN_LIST=${TRAIN_LIST:-Data/VOC12/train_aug.txt}
@@ -26,12 +36,19 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
 
-common=(--voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" --device "${DEVICE:-}")
-irn_args=(--train_list "$TRAIN_LIST" --infer_list "$INFER_LIST" --cls_labels "$CLS_LABELS"
-          --val_list "${VAL_LIST:-}")
+common=(--profile "$profile" --voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" --device "${DEVICE:-}"
+        --cls_labels "$CLS_LABELS")
+read -r -a irn_extra <<< "${IRN_ARGS:-}"
+read -r -a gcn_extra <<< "${GCN_ARGS:-}"
 
 echo "== IRN stage: CAMs, IR labels, IRNet, boundary map, node features, random-walk labels"
-"$PYTHON" IRN/run_sample.py "${common[@]}" "${irn_args[@]}" "$@"
+"$PYTHON" IRN/run_sample.py "${common[@]}" --train_list "$TRAIN_LIST" --infer_list "$INFER_LIST" \
+    --val_list "${VAL_LIST:-}" "${irn_extra[@]}"
+
+echo "== GCN stage: partial pseudo labels, one GCN per image, dense CRF"
+for script in GCN/make_dataset.py GCN/train.py GCN/CRF.py; do
+    "$PYTHON" "$script" "${common[@]}" --train_list "$INFER_LIST" "${gcn_extra[@]}"
+done
 
 echo "== Summary"
 "$PYTHON" -m wsgcn.report --work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST"

@@ -7,8 +7,12 @@
     IRN4GCN/AFF_FEATURE/<name>.npz            features (160,h,w) float16: the GCN's node features
     IRN4GCN/BOUNDARY/<name>.npz               boundary (h,w) float32: the class-boundary map the
                                               GCN's graph is rebuilt from (never a dense N x N matrix)
-    IRN4GCN/PARTIAL_PSEUDO_LABEL_DN/<name>.png, ..._DN_UP/<name>.png
-    GCN4DeepLab/Label, Logit, CRF_Label, CRF_Logit
+    IRN4GCN/PARTIAL_PSEUDO_LABEL_DN/<name>.png   partial pseudo labels on the grid (255 = unlabelled)
+    IRN4GCN/PARTIAL_PSEUDO_LABEL_DN_UP/<name>.png the same, nearest-upsampled to H x W (for viewing)
+    GCN4DeepLab/Label/<name>.png              GCN labels (H, W)
+    GCN4DeepLab/Logit/<name>.npz              keys (K,) int64 label indices, background first;
+                                              prob (K, H, W) float32 GCN probabilities
+    GCN4DeepLab/CRF_Label, CRF_Logit          the same after the dense CRF
 
 (h, w) is the stride-4 grid, ((H-1)//4+1, (W-1)//4+1).
 """
@@ -41,6 +45,30 @@ class WorkDir:
     @property
     def boundary(self):
         return self.root / "IRN4GCN" / "BOUNDARY"
+
+    @property
+    def partial_labels(self):
+        return self.root / "IRN4GCN" / "PARTIAL_PSEUDO_LABEL_DN"
+
+    @property
+    def partial_labels_full(self):
+        return self.root / "IRN4GCN" / "PARTIAL_PSEUDO_LABEL_DN_UP"
+
+    @property
+    def gcn_label(self):
+        return self.root / "GCN4DeepLab" / "Label"
+
+    @property
+    def gcn_logit(self):
+        return self.root / "GCN4DeepLab" / "Logit"
+
+    @property
+    def crf_label(self):
+        return self.root / "GCN4DeepLab" / "CRF_Label"
+
+    @property
+    def crf_logit(self):
+        return self.root / "GCN4DeepLab" / "CRF_Logit"
 
     @property
     def logs(self):

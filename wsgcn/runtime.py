@@ -30,3 +30,21 @@ def image_seed(seed, name):
     whatever list, chunk or shard it is processed in."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+class _PerImage(torch.utils.data.Dataset):
+    def __init__(self, fn, names):
+        self.fn, self.names = fn, list(names)
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, idx):
+        return self.fn(self.names[idx])
+
+
+def map_images(fn, names, num_workers=0, desc="", quiet=False):
+    """Apply ``fn(name)`` to every image, in ``num_workers`` processes (0: this one), with a
+    progress bar; yields the results in list order.  For per-image CPU work such as CRFs."""
+    loader = torch.utils.data.DataLoader(_PerImage(fn, names), batch_size=None, num_workers=num_workers)
+    yield from progress(loader, desc, quiet, total=len(names))

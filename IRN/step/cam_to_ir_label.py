@@ -4,14 +4,15 @@ Two CRF-refined CAM label maps, with background scores ``conf_fg_thres`` (high: 
 confident foreground survives) and ``conf_bg_thres`` (low: only confident background
 survives), combine into foreground / background / 255 (unsure) labels.
 """
+import functools
+
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
 
 from wsgcn.cams import cam_argmax, find_cam_file, key_labels, load_cams
 from wsgcn.crf import CRFParams, crf_label_map
 from wsgcn.io import save_label_png
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import progress
+from wsgcn.runtime import map_images
 from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
 
 IR_LABEL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
@@ -33,28 +34,17 @@ def combine_confident_maps(fg_conf, bg_conf):
     return ir_label
 
 
-class _IRLabelJobs(Dataset):
-    """One image's IR label per item, so that a DataLoader spreads the CRFs over processes."""
-
-    def __init__(self, cfg, names):
-        self.cfg, self.names = cfg, names
-        self.voc, self.work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
-
-    def __len__(self):
-        return len(self.names)
-
-    def __getitem__(self, idx):
-        name, cfg = self.names[idx], self.cfg
-        image = self.voc.load_image(name)
-        cams = load_cams(find_cam_file(self.work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
-        fg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_fg_thres)
-        bg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_bg_thres)
-        save_label_png(self.work.ir_label / f"{name}.png", combine_confident_maps(fg_conf, bg_conf))
-        return name
+def make_ir_label(cfg, voc, work, name):
+    image = voc.load_image(name)
+    cams = load_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
+    fg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_fg_thres)
+    bg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_bg_thres)
+    save_label_png(work.ir_label / f"{name}.png", combine_confident_maps(fg_conf, bg_conf))
+    return name
 
 
 def run(cfg):
-    jobs = _IRLabelJobs(cfg, read_image_list(cfg.train_list))
-    loader = DataLoader(jobs, batch_size=None, num_workers=cfg.num_workers)
-    for _ in progress(loader, "cam_to_ir_label", cfg.quiet, total=len(jobs)):
+    voc, work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
+    job = functools.partial(make_ir_label, cfg, voc, work)
+    for _ in map_images(job, read_image_list(cfg.train_list), cfg.num_workers, "cam_to_ir_label", cfg.quiet):
         pass

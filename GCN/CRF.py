@@ -1,0 +1,58 @@
+"""Dense-CRF refinement of the GCN's scores (SPEC §8).
+
+    python GCN/CRF.py --work_dir Data --voc12_root Data/VOC12/VOC2012 --train_list Data/VOC12/train.txt
+
+Per image: the Logit planes (K, H, W), a softmax over them (as WSGCN does), unary = -log, a
+dense CRF on the full-resolution image; writes ``GCN4DeepLab/CRF_Label/<name>.png`` and
+``GCN4DeepLab/CRF_Logit/<name>.npz`` (``keys``, ``prob`` = the CRF marginals).
+"""
+import functools
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import numpy as np  # noqa: E402
+
+from GCN.config import PROFILES, GCNConfig  # noqa: E402
+from GCN.dataset import find_logit_file, load_logits  # noqa: E402
+from wsgcn.config import parse_config  # noqa: E402
+from wsgcn.crf import dense_crf  # noqa: E402
+from wsgcn.io import save_label_png, save_npz  # noqa: E402
+from wsgcn.layout import WorkDir  # noqa: E402
+from wsgcn.runtime import map_images  # noqa: E402
+from wsgcn.voc import VOC12, read_image_list  # noqa: E402
+
+
+def refine(image, prob, params):
+    """(K, H, W) scores -> CRF marginals (K, H, W) of their softmax over K."""
+    shifted = prob - prob.max(0, keepdims=True)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(0, keepdims=True)
+    return dense_crf(image, -np.log(np.maximum(softmax, 1e-5)), params)
+
+
+def refine_image(cfg, voc, work, name):
+    image = voc.load_image(name)
+    keys, prob = load_logits(find_logit_file(work.gcn_logit, name, cfg.allow_pickle), cfg.allow_pickle,
+                             image.shape[:2])
+    q = refine(image, prob, cfg.refine_crf)
+    save_npz(work.crf_logit / f"{name}.npz", keys=keys, prob=q)
+    save_label_png(work.crf_label / f"{name}.png", keys[q.argmax(0)].astype(np.uint8))
+    return name
+
+
+def run(cfg):
+    voc, work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
+    job = functools.partial(refine_image, cfg, voc, work)
+    names = read_image_list(cfg.train_list)
+    for _ in map_images(job, names, cfg.num_workers, "CRF", cfg.quiet):
+        pass
+    print(f"CRF: {len(names)} images, labels in {work.crf_label}")
+
+
+def main(argv=None):
+    run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Settings of the GCN stage (SPEC §6-8) with the published defaults, shared by
+``GCN/make_dataset.py``, ``GCN/train.py`` and ``GCN/CRF.py`` (each reads what it needs)."""
+import os
+from dataclasses import dataclass
+
+from wsgcn.config import field
+from wsgcn.crf import CRFParams
+
+
+@dataclass(frozen=True)
+class GCNConfig:
+    # Where things are
+    work_dir: str = field("Data", "every input and output is under this folder (see wsgcn/layout.py)")
+    voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set")
+    train_list: str = field("Data/VOC12/train.txt", "images to make GCN labels for")
+    cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
+    allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs, WSGCN's .npy Logits)")
+    device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
+    num_workers: int = field(max(1, (os.cpu_count() or 2) // 2), "processes for the per-image CPU work (CRFs)")
+    seed: int = field(42, "global seed; each image's GCN is seeded from it and the image name")
+    quiet: bool = field(False, "no progress bars")
+    # §6 partial pseudo labels
+    confident_ratio: float = field(0.3, "fraction of each class's CAM scores above 0.1 kept as confident")
+    score_threshold: float = field(0.8, "minimum CRF score of a labelled node; also the confident-background CAM score")
+    alpha_low: float = field(4.0, "background power for confident foreground")
+    alpha_high: float = field(32.0, "background power for confident background")
+    partial_crf_gauss_sxy: float = field(4.0, "partial labels' CRF: Gaussian sxy")
+    partial_crf_gauss_compat: float = field(3.0, "partial labels' CRF: Gaussian compat")
+    partial_crf_bilateral_sxy: float = field(20.0, "partial labels' CRF: bilateral sxy")
+    partial_crf_bilateral_srgb: float = field(3.0, "partial labels' CRF: bilateral srgb")
+    partial_crf_bilateral_compat: float = field(10.0, "partial labels' CRF: bilateral compat")
+    partial_crf_iterations: int = field(10, "partial labels' CRF: mean-field iterations")
+    # §7 one GCN per image
+    max_epoch: int = field(250, "full-batch training epochs per image")
+    lr: float = field(0.01, "Adam learning rate")
+    weight_decay: float = field(5e-4, "Adam weight decay")
+    num_hid_unit: int = field(16, "hidden units")
+    drop_rate: float = field(0.3, "dropout after the first layer")
+    use_lap: bool = field(True, "add the colour/position Laplacian term")
+    use_ent: bool = field(True, "add the entropy term on unlabelled nodes")
+    ent_weight: float = field(10.0, "weight of the entropy term")
+    lap_weight: float = field(0.01, "weight of the Laplacian term")
+    lap_rgb_scale: float = field(12.0, "Laplacian graph: divisor of the squared colour distance")
+    lap_xy_scale: float = field(20.0, "Laplacian graph: divisor of the squared grid distance")
+    beta: int = field(10, "affinity power of the transition matrix")
+    exp_times: int = field(8, "log2 of the walk length: the graph is built from T^(2^exp_times)")
+    restrict_to_image_classes: bool = field(True, "predict only background and the image's classes "
+                                                  "(False: the original argmax over all 21)")
+    # §8 dense CRF refinement
+    crf_gauss_sxy: float = field(3.0, "CRF.py: Gaussian sxy")
+    crf_gauss_compat: float = field(3.0, "CRF.py: Gaussian compat")
+    crf_bilateral_sxy: float = field(50.0, "CRF.py: bilateral sxy")
+    crf_bilateral_srgb: float = field(5.0, "CRF.py: bilateral srgb")
+    crf_bilateral_compat: float = field(3.0, "CRF.py: bilateral compat")
+    crf_iterations: int = field(10, "CRF.py: mean-field iterations")
+
+    @property
+    def partial_crf(self):
+        return CRFParams(self.partial_crf_gauss_sxy, self.partial_crf_gauss_compat, self.partial_crf_bilateral_sxy,
+                         self.partial_crf_bilateral_srgb, self.partial_crf_bilateral_compat,
+                         self.partial_crf_iterations)
+
+    @property
+    def refine_crf(self):
+        return CRFParams(self.crf_gauss_sxy, self.crf_gauss_compat, self.crf_bilateral_sxy, self.crf_bilateral_srgb,
+                         self.crf_bilateral_compat, self.crf_iterations)
+
+
+# The GCN stage is small per image; the demo changes nothing but the number of workers.
+PROFILES = {"paper": {}, "demo": dict(num_workers=1)}

@@ -1,0 +1,23 @@
+"""WSGCN's per-image network: two graph convolutions (SPEC §7)."""
+import torch.nn.functional as F
+from torch import nn
+
+from GCN.layers import GraphConvolution
+
+
+class GCN(nn.Module):
+    """GraphConv(nfeat -> nhid) -> ReLU -> dropout -> GraphConv(nhid -> nclass) -> log-softmax."""
+
+    def __init__(self, nfeat=160, nhid=16, nclass=21, dropout=0.3):
+        super().__init__()
+        self.gc1 = GraphConvolution(nfeat, nhid)
+        self.gc2 = GraphConvolution(nhid, nclass)
+        self.dropout = dropout
+
+    def forward(self, x, m, x_propagated=None):
+        """x (N, nfeat), m the graph (see ``layers.propagate``), x_propagated = M x if precomputed
+        (the input never changes, so the first layer's propagation can be done once).
+        Returns (N, nclass) log-probabilities."""
+        h = F.relu(self.gc1(x, m, x_propagated))
+        h = F.dropout(h, self.dropout, training=self.training)
+        return F.log_softmax(self.gc2(h, m), dim=1)

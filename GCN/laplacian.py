@@ -1,57 +1,80 @@
 """The colour/position graph Laplacian of WSGCN's smoothness term (SPEC §7).
 
-S_ij = exp(-||rgb_i - rgb_j||² / 12 - ||xy_i - xy_j||² / 20) for j up to 2 rows below and 2
-columns either side of i (the pixel itself included), symmetrised by max; L = D - S.  Each
-node has at most 25 neighbours (itself included), so L is built sparse, with one vectorised
-slice per offset; the original fills a dense float64 N x N matrix in a Python loop.
+On the strided grid image (h, w), N = h*w nodes in row-major order:
+S_ij = exp(-||rgb_i - rgb_j||² / 12 - ||xy_i - xy_j||² / 20), rgb in [0, 1], for
+j = i + (dy, dx), dy in 0..2, dx in -2..2 (the pixel itself included, S_ii = 1); then
+S = max(S, Sᵀ) and L = D - S with D = diag(row sums of S).
+
+After symmetrisation each node's neighbourhood is the full 5 x 5 window, so a row of L has at
+most 25 nonzeros (itself included) and L is built sparse, one vectorised slice per offset.
+``dense_colour_position_laplacian`` is the original's dense double loop, kept as a reference.
 """
 import numpy as np
 import torch
 
 
-def _neighbour_offsets(rows, cols):
-    """Offsets (dy, dx) that enumerate each unordered neighbour pair once."""
-    return [(dy, dx) for dy in range(rows + 1) for dx in range(-cols, cols + 1) if dy > 0 or dx > 0]
+def _offsets(radius_rows, radius_cols):
+    """The original's (dy, dx): rows 0..radius_rows below, columns ±radius_cols, (0, 0) included."""
+    return [(dy, dx) for dy in range(radius_rows + 1) for dx in range(-radius_cols, radius_cols + 1)]
 
 
-def colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, rows=2, cols=2, device=None,
-                              dtype=torch.float32):
-    """image (h, w, 3), values 0..255 -> L (N, N) sparse COO, N = h*w (row-major nodes)."""
-    img = torch.as_tensor(np.asarray(image), dtype=torch.float64, device=device) / 255.0
+def colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2,
+                              device=None, dtype=torch.float32):
+    """image (h, w, 3) uint8 or float in 0..255 (numpy array or tensor) -> L (N, N) coalesced
+    sparse COO in ``dtype``, N = h*w, on ``device`` (default: the image's, CPU for numpy).
+
+    Weights are computed in float64 (O(N) values) so that L's rows sum to zero to float64
+    rounding before the cast.
+    """
+    image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+    img = image.to(device=device if device is not None else image.device, dtype=torch.float64) / 255.0
     h, w = img.shape[:2]
-    index = torch.arange(h * w, device=img.device).view(h, w)
+    n = h * w
+    index = torch.arange(n, device=img.device).view(h, w)
     src, dst, weight = [], [], []
-    for dy, dx in _neighbour_offsets(rows, cols):
-        a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))       # i
-        b = (slice(dy, h), slice(max(0, dx), w - max(0, -dx)))           # j = i + (dy, dx)
-        colour = ((img[b] - img[a]) ** 2).sum(-1)
-        src.append(index[a].reshape(-1))
-        dst.append(index[b].reshape(-1))
+    for dy, dx in _offsets(radius_rows, radius_cols):  # 15 offsets, each a whole-image slice
+        i = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+        j = (slice(dy, h), slice(max(0, dx), w - max(0, -dx)))
+        colour = ((img[j] - img[i]) ** 2).sum(-1)
+        src.append(index[i].reshape(-1))
+        dst.append(index[j].reshape(-1))
         weight.append(torch.exp(-colour / rgb_scale - (dy * dy + dx * dx) / xy_scale).reshape(-1))
     src, dst, weight = torch.cat(src), torch.cat(dst), torch.cat(weight)
-    # S is symmetric by construction (the weight depends on the pair only); its diagonal S_ii = 1
-    # cancels in L_ii = D_ii - S_ii, so L's diagonal is the off-diagonal degree.
-    degree = torch.zeros(h * w, dtype=torch.float64, device=img.device)
-    degree.index_add_(0, src, weight).index_add_(0, dst, weight)
-    nodes = torch.arange(h * w, device=img.device)
-    indices = torch.stack([torch.cat([src, dst, nodes]), torch.cat([dst, src, nodes])])
-    values = torch.cat([-weight, -weight, degree])
-    return torch.sparse_coo_tensor(indices, values.to(dtype), (h * w, h * w), check_invariants=False).coalesce()
+
+    # S = max(S, Sᵀ): the directed entries and their transposes, duplicates reduced by max
+    # (the (0, ±dx) offsets and the diagonal give each such pair twice).
+    keys = torch.cat([src * n + dst, dst * n + src])
+    keys, inverse = torch.unique(keys, return_inverse=True)
+    s = torch.full(keys.shape, -torch.inf, dtype=torch.float64, device=img.device)
+    s.scatter_reduce_(0, inverse, torch.cat([weight, weight]), reduce="amax")
+    rows, cols = keys // n, keys % n
+
+    # L = D - S: coalescing sums D_ii with -S_ii, so the self-weight S_ii = 1 cancels on the
+    # diagonal and L_ii is the off-diagonal degree.
+    degree = torch.zeros(n, dtype=torch.float64, device=img.device).index_add_(0, rows, s)
+    nodes = torch.arange(n, device=img.device)
+    indices = torch.stack([torch.cat([rows, nodes]), torch.cat([cols, nodes])])
+    values = torch.cat([-s, degree])
+    return torch.sparse_coo_tensor(indices, values, (n, n)).coalesce().to(dtype)
 
 
-def dense_colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, rows=2, cols=2):
-    """Reference only (tests, benchmark): the original's formulation, a Python loop over pixels
-    filling a dense float64 (N, N) matrix, then max-symmetrisation and L = D - S."""
+def dense_colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2):
+    """Reference only (tests on tiny images, benchmarks): the original WSGCN formulation, a
+    Python double loop over pixels filling a dense float64 (N, N) S, then S = max(S, Sᵀ) and
+    L = D - S. O(N²) memory: never use it on a real image.
+
+    image (h, w, 3) in 0..255 -> L (N, N) float64 numpy array.
+    """
     img = np.asarray(image, np.float64) / 255.0
     h, w = img.shape[:2]
     s = np.zeros((h * w, h * w))
     for y in range(h):
         for x in range(w):
-            for ny in range(y, y + rows + 1):
-                for nx in range(x - cols, x + cols + 1):
-                    if 0 <= ny < h and 0 <= nx < w:
-                        d_rgb = ((img[y, x] - img[ny, nx]) ** 2).sum()
-                        d_xy = (y - ny) ** 2 + (x - nx) ** 2
-                        s[y * w + x, ny * w + nx] = np.exp(-d_rgb / rgb_scale - d_xy / xy_scale)
+            for dy, dx in _offsets(radius_rows, radius_cols):
+                ny, nx = y + dy, x + dx
+                if 0 <= ny < h and 0 <= nx < w:
+                    d_rgb = ((img[y, x] - img[ny, nx]) ** 2).sum()
+                    d_xy = dy * dy + dx * dx
+                    s[y * w + x, ny * w + nx] = np.exp(-d_rgb / rgb_scale - d_xy / xy_scale)
     s = np.maximum(s, s.T)
     return np.diag(s.sum(1)) - s

@@ -1,47 +1,70 @@
-"""WSGCN's per-image loss (SPEC §7) on log-probabilities Y (N, C) and partial labels (N,)
-(0 = background, 1..20 = classes, 255 = unlabelled)."""
+"""WSGCN's per-image loss (SPEC §7) on log-probabilities Y (N, C) and partial labels (N,) int64
+(0 = background, 1..20 = classes, 255 = unlabelled).
+
+Empty groups are handled by masked sums over clamped counts rather than ``if mask.any()``, so a
+training step on a GPU never waits on a host synchronisation.
+"""
 import torch
-import torch.nn.functional as F
 
 from wsgcn.voc import IGNORE_INDEX
 
 
-def _mean_nll(log_probs, labels, mask):
-    if not mask.any():
-        return log_probs.new_zeros(())
-    return F.nll_loss(log_probs[mask], labels[mask])
+def _masked_mean(values, mask, count_per_row=1):
+    """Sum of values over mask's rows / (number of rows * count_per_row); 0 for an empty mask."""
+    if values.dim() > 1:
+        mask = mask.unsqueeze(1)
+    total = torch.where(mask, values, values.new_zeros(())).sum()
+    return total / (mask.sum() * count_per_row).clamp(min=1)
 
 
-def partial_nll(log_probs, labels):
-    """Mean NLL over foreground-labelled nodes + mean NLL over background-labelled nodes (an
-    empty group adds 0): background, usually most of the labels, does not drown the objects."""
-    foreground = (labels != IGNORE_INDEX) & (labels != 0)
-    return _mean_nll(log_probs, labels, foreground) + _mean_nll(log_probs, labels, labels == 0)
+def partial_nll(log_probs, labels, ignore_index=IGNORE_INDEX):
+    """Mean NLL over foreground-labelled nodes + mean NLL over background-labelled nodes.
+
+    log_probs (N, C) float, labels (N,) int64. Two separate means, so the background, usually
+    most of the labels, does not drown the objects; a group with no node adds 0.
+    Returns a scalar tensor.
+    """
+    labelled = labels != ignore_index
+    # 255 is no valid column: gather class 0 there, the masks drop it anyway.
+    nll = -log_probs.gather(1, torch.where(labelled, labels, 0).unsqueeze(1)).squeeze(1)
+    foreground = labelled & (labels != 0)
+    return _masked_mean(nll, foreground) + _masked_mean(nll, labels == 0)
 
 
-def entropy_loss(log_probs, labels):
-    """Mean of -p log p over the unlabelled nodes and all C outputs (0 if every node is labelled)."""
-    unlabelled = labels == IGNORE_INDEX
-    if not unlabelled.any():
-        return log_probs.new_zeros(())
-    y = log_probs[unlabelled]
-    return -(y.exp() * y).mean()
+def entropy_loss(log_probs, labels, ignore_index=IGNORE_INDEX):
+    """Mean of -p log p over the unlabelled nodes and all C outputs, p = exp(log_probs).
+
+    log_probs (N, C) float, labels (N,) int64; = sum / (n_unlabelled * C), 0 if none.
+    """
+    neg_p_log_p = -log_probs.exp() * log_probs
+    return _masked_mean(neg_p_log_p, labels == ignore_index, log_probs.shape[1])
 
 
 def laplacian_loss(log_probs, laplacian):
-    """trace(Yᵀ L Y) / N for a sparse (N, N) Laplacian L, without forming Yᵀ L Y."""
+    """trace(Yᵀ L Y) / N for Y = log_probs (N, C) and L (N, N), sparse (or dense for tests).
+
+    Only the diagonal of Yᵀ L Y is needed, so (Y * (L Y)).sum() avoids the (C, C) product and
+    never densifies L.
+    """
     ly = torch.sparse.mm(laplacian, log_probs) if laplacian.is_sparse else laplacian @ log_probs
     return (log_probs * ly).sum() / log_probs.shape[0]
 
 
-def total_loss(log_probs, labels, laplacian=None, use_ent=True, use_lap=True, ent_weight=10.0, lap_weight=0.01):
-    """Dict of the terms and ``total`` = nll + ent_weight * entropy + lap_weight * Laplacian term."""
+def total_loss(log_probs, labels, laplacian=None, use_ent=True, use_lap=True, ent_weight=10.0,
+               lap_weight=0.01):
+    """nll + use_ent * ent_weight * entropy + use_lap * lap_weight * Laplacian term.
+
+    log_probs (N, C), labels (N,) int64, laplacian (N, N) sparse (needed only when use_lap).
+    Returns a dict of scalar tensors: "nll", "entropy" / "laplacian" when switched on, "total".
+    """
     losses = {"nll": partial_nll(log_probs, labels)}
     total = losses["nll"]
     if use_ent:
         losses["entropy"] = entropy_loss(log_probs, labels)
         total = total + ent_weight * losses["entropy"]
     if use_lap:
+        if laplacian is None:
+            raise ValueError("use_lap=True needs a Laplacian")
         losses["laplacian"] = laplacian_loss(log_probs, laplacian)
         total = total + lap_weight * losses["laplacian"]
     losses["total"] = total

@@ -1,4 +1,4 @@
-"""WSGCN's per-image network: two graph convolutions (SPEC §7)."""
+"""WSGCN's per-image network (SPEC §7): two graph convolutions, log-softmax over classes."""
 import torch.nn.functional as F
 from torch import nn
 
@@ -14,10 +14,13 @@ class GCN(nn.Module):
         self.gc2 = GraphConvolution(nhid, nclass)
         self.dropout = dropout
 
-    def forward(self, x, m, x_propagated=None):
-        """x (N, nfeat), m the graph (see ``layers.propagate``), x_propagated = M x if precomputed
-        (the input never changes, so the first layer's propagation can be done once).
-        Returns (N, nclass) log-probabilities."""
-        h = F.relu(self.gc1(x, m, x_propagated))
+    def forward(self, x, propagate, x_propagated=None):
+        """x (N, nfeat) float32; propagate: the graph M (see ``layers.as_propagator``);
+        x_propagated (N, nfeat) = M x if precomputed (the input is fixed during an image's
+        training, so the first layer's propagation can be done once).
+
+        Returns (N, nclass) log-probabilities.
+        """
+        h = F.relu(self.gc1(x, propagate, x_propagated))
         h = F.dropout(h, self.dropout, training=self.training)
-        return F.log_softmax(self.gc2(h, m), dim=1)
+        return F.log_softmax(self.gc2(h, propagate), dim=1)

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from IRN import run_sample
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_cam import CAMNet
 from IRN.net.resnet50_irn import load_irnet
@@ -13,20 +12,6 @@ from IRN.step.make_sem_seg_labels import canvas_size
 from wsgcn.cams import load_cams, strided_size
 from wsgcn.io import load_label_png, load_npz
 from wsgcn.voc import VOC12, read_image_list
-
-
-@pytest.fixture(scope="module")
-def irn_run(demo_root, tmp_path_factory):
-    work = tmp_path_factory.mktemp("work")
-    argv = ["--profile", "demo", "--voc12_root", str(demo_root / "VOC2012"),
-            "--train_list", str(demo_root / "train.txt"), "--infer_list", str(demo_root / "val.txt"),
-            "--cls_labels", str(demo_root / "cls_labels.txt"), "--work_dir", str(work),
-            "--cam_crop_size", "64", "--cam_batch_size", "4", "--cam_num_epoches", "1", "--cam_scales", "1.0", "0.5",
-            "--irn_crop_size", "96", "--irn_batch_size", "4", "--irn_num_epoches", "1", "--num_workers", "0",
-            "--quiet", "True"]
-    cfg = run_sample.main(argv)
-    voc = VOC12(demo_root / "VOC2012")
-    return cfg, work, voc
 
 
 def test_cam_files(irn_run, demo_root):

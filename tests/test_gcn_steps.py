@@ -1,0 +1,100 @@
+"""The GCN steps end to end on the IRN run's outputs (a few demo images), and their contracts."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from GCN import CRF, make_dataset
+from GCN import train as gcn_train
+from GCN.dataset import load_logits
+from wsgcn.cams import strided_size
+from wsgcn.io import load_label_png, save_label_png
+from wsgcn.voc import read_image_list
+
+
+@pytest.fixture(scope="module")
+def gcn_run(irn_run, demo_root):
+    cfg, work, voc = irn_run
+    argv = ["--work_dir", str(work), "--voc12_root", str(demo_root / "VOC2012"),
+            "--train_list", str(demo_root / "val.txt"), "--cls_labels", str(demo_root / "cls_labels.txt"),
+            "--max_epoch", "20", "--num_workers", "0", "--quiet", "True"]
+    for step in (make_dataset, gcn_train, CRF):
+        step.main(argv)
+    return argv, work, voc, read_image_list(demo_root / "val.txt")
+
+
+def isolated_argv(argv, work, tmp_path, train_list):
+    """A copy of the run's GCN inputs under ``tmp_path``, and argv pointing there and at ``train_list``."""
+    other = tmp_path / "work"
+    shutil.copytree(work / "IRN4GCN", other / "IRN4GCN")
+    argv = [str(other) if a == str(work) else a for a in argv]
+    argv[argv.index("--train_list") + 1] = str(train_list)
+    return argv, other
+
+
+def classes_of(voc, name):
+    return {0} | set((np.flatnonzero(voc.class_labels(name)) + 1).tolist())
+
+
+def test_partial_labels(gcn_run):
+    _, work, voc, names = gcn_run
+    for name in names:
+        size = voc.load_image(name).shape[:2]
+        grid = load_label_png(work / "IRN4GCN/PARTIAL_PSEUDO_LABEL_DN" / f"{name}.png")
+        full = load_label_png(work / "IRN4GCN/PARTIAL_PSEUDO_LABEL_DN_UP" / f"{name}.png")
+        assert grid.shape == strided_size(size, 4) and full.shape == size
+        assert set(np.unique(grid).tolist()) <= classes_of(voc, name) | {255}
+        assert set(np.unique(full).tolist()) == set(np.unique(grid).tolist())
+
+
+def test_gcn_and_crf_outputs(gcn_run):
+    _, work, voc, names = gcn_run
+    for name in names:
+        size = voc.load_image(name).shape[:2]
+        expected_keys = sorted(classes_of(voc, name))
+        label = load_label_png(work / "GCN4DeepLab/Label" / f"{name}.png")
+        keys, prob = load_logits(work / "GCN4DeepLab/Logit" / f"{name}.npz", image_size=size)
+        assert label.shape == size and set(np.unique(label).tolist()) <= set(expected_keys)
+        assert keys.tolist() == expected_keys and prob.dtype == np.float32 and (prob >= 0).all()
+        np.testing.assert_array_equal(label, keys[prob.argmax(0)])  # the label is the argmax of the Logit
+        crf_label = load_label_png(work / "GCN4DeepLab/CRF_Label" / f"{name}.png")
+        crf_keys, q = load_logits(work / "GCN4DeepLab/CRF_Logit" / f"{name}.npz", image_size=size)
+        assert crf_keys.tolist() == expected_keys
+        np.testing.assert_allclose(q.sum(0), 1, atol=1e-4)
+        np.testing.assert_array_equal(crf_label, crf_keys[q.argmax(0)])
+
+
+def test_results_do_not_depend_on_list_order(gcn_run, tmp_path):
+    argv, work, voc, names = gcn_run
+    reversed_list = tmp_path / "reversed.txt"
+    reversed_list.write_text("\n".join(reversed(names[1:])) + "\n")
+    argv, other = isolated_argv(argv, work, tmp_path, reversed_list)
+    gcn_train.main(argv)
+    for name in names[1:]:
+        np.testing.assert_array_equal(load_logits(other / "GCN4DeepLab/Logit" / f"{name}.npz")[1],
+                                      load_logits(work / "GCN4DeepLab/Logit" / f"{name}.npz")[1])
+
+
+def test_predictions_restricted_to_image_classes():
+    log_probs = torch.log_softmax(torch.randn(21, 3, 4), 0)
+    log_probs[7] = 10.0  # an absent class wins everywhere
+    labels, keys, prob = gcn_train.predictions(log_probs, (6, 8), np.array([2]), restrict=True)
+    assert set(np.unique(labels).tolist()) <= {0, 3} and keys.tolist() == [0, 3] and prob.shape == (2, 6, 8)
+    labels, _, _ = gcn_train.predictions(log_probs, (6, 8), np.array([2]), restrict=False)
+    assert (labels == 7).all()  # the original behaviour
+
+
+def test_image_without_labelled_node_gets_background_and_a_warning(gcn_run, tmp_path):
+    argv, work, voc, names = gcn_run
+    name = names[0]
+    one = tmp_path / "one.txt"
+    one.write_text(name + "\n")
+    argv, other = isolated_argv(argv, work, tmp_path, one)
+    partial = other / "IRN4GCN/PARTIAL_PSEUDO_LABEL_DN" / f"{name}.png"
+    save_label_png(partial, np.full_like(load_label_png(partial), 255))
+    with pytest.warns(UserWarning, match=f"{name}: no node carries a partial label"):
+        gcn_train.main(argv)
+    assert (load_label_png(other / "GCN4DeepLab/Label" / f"{name}.png") == 0).all()
+    keys, prob = load_logits(other / "GCN4DeepLab/Logit" / f"{name}.npz")
+    assert (prob[0] == 1).all() and (prob[1:] == 0).all()

@@ -5,28 +5,57 @@ import torch
 from GCN.laplacian import colour_position_laplacian, dense_colour_position_laplacian
 
 
-@pytest.mark.parametrize("shape", [(7, 9), (5, 4), (1, 6)])
+def _image(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape + (3,), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (5, 4), (1, 6), (6, 1), (1, 1)])
 def test_sparse_equals_the_original_dense_loop(shape):
-    image = np.random.default_rng(sum(shape)).integers(0, 256, shape + (3,), dtype=np.uint8)
-    sparse = colour_position_laplacian(image, dtype=torch.float64)
-    np.testing.assert_allclose(sparse.to_dense().numpy(), dense_colour_position_laplacian(image), atol=1e-12)
+    image = _image(shape, sum(shape))
+    lap = colour_position_laplacian(image, dtype=torch.float64)
+    assert lap.is_sparse and lap.is_coalesced() and lap.shape == (shape[0] * shape[1],) * 2
+    np.testing.assert_allclose(lap.to_dense().numpy(), dense_colour_position_laplacian(image), atol=1e-12)
+
+
+def test_float32_default_float_input_and_parameters():
+    image = _image((5, 4), 3)
+    lap = colour_position_laplacian(image.astype(np.float32))  # float in 0..255 as well as uint8
+    assert lap.dtype == torch.float32 and lap.device.type == "cpu"
+    np.testing.assert_allclose(lap.to_dense().numpy(), dense_colour_position_laplacian(image), atol=1e-6)
+    kw = dict(rgb_scale=3.0, xy_scale=7.0, radius_rows=1, radius_cols=3)
+    np.testing.assert_allclose(colour_position_laplacian(torch.from_numpy(image), dtype=torch.float64, **kw)
+                               .to_dense().numpy(), dense_colour_position_laplacian(image, **kw), atol=1e-12)
 
 
 def test_laplacian_properties():
-    image = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    lap = colour_position_laplacian(image, dtype=torch.float64)
-    dense = lap.to_dense().numpy()
+    image = _image((7, 9))
+    dense = colour_position_laplacian(image, dtype=torch.float64).to_dense().numpy()
     np.testing.assert_allclose(dense, dense.T)
     np.testing.assert_allclose(dense.sum(1), 0, atol=1e-12)
-    assert np.linalg.eigvalsh(dense).min() > -1e-10
-    # at most 24 neighbours besides the node itself (5 x 5 window), plus the diagonal
-    assert (np.count_nonzero(dense, axis=1) <= 25).all() and np.count_nonzero(dense, axis=1).max() == 25
+    assert np.linalg.eigvalsh(dense).min() >= -1e-6
+    # max(S, Sᵀ) turns the one-sided window (2 rows below, ±2 columns) into the full 5 x 5 one:
+    # at most 24 neighbours plus the diagonal, reached by interior nodes.
+    nonzeros = np.count_nonzero(dense, axis=1)
+    assert nonzeros.max() == 25 and nonzeros.reshape(7, 9)[2:-2, 2:-2].min() == 25
+    assert nonzeros.reshape(7, 9)[0, 0] == 9  # a corner: 3 x 3
+
+
+def test_self_weight_cancels_on_the_diagonal():
+    """L = D - S with S_ii = 1 counted in D: L_ii = Σ_j S_ij - 1 = Σ_{j≠i} S_ij = -Σ_{j≠i} L_ij."""
+    image = _image((5, 4), 1)
+    lap = colour_position_laplacian(image, dtype=torch.float64).to_dense().numpy()
+    off = lap - np.diag(np.diag(lap))
+    np.testing.assert_allclose(np.diag(lap), -off.sum(1), atol=1e-12)
+    # rebuild S from the formula on a pair and on the diagonal
+    img, w = image.astype(np.float64) / 255, 4
+    s = np.exp(-((img[1, 1] - img[2, 3]) ** 2).sum() / 12 - (1 + 4) / 20)
+    assert -lap[1 * w + 1, 2 * w + 3] == pytest.approx(s) and -lap[2 * w + 3, 1 * w + 1] == pytest.approx(s)
+    assert lap[0, 3] == 0  # 3 columns apart: outside the window
 
 
 def test_weights_by_hand():
     image = np.zeros((1, 2, 3), np.uint8)
     image[0, 1] = (255, 0, 0)
     lap = colour_position_laplacian(image, dtype=torch.float64).to_dense().numpy()
-    s = np.exp(-1 / 12 - 1 / 20)  # colour distance 1 (red channel), grid distance 1
+    s = np.exp(-1 / 12 - 1 / 20)  # colour distance² 1 (red channel), grid distance² 1
     np.testing.assert_allclose(lap, [[s, -s], [-s, s]])
-    assert lap.dtype == np.float64 and colour_position_laplacian(image).dtype == torch.float32

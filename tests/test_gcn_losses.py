@@ -8,6 +8,7 @@ from GCN.losses import entropy_loss, laplacian_loss, partial_nll, total_loss
 
 @pytest.fixture
 def case():
+    """N = 5 nodes, 3 classes: background 0, foreground 1 and 2, unlabelled 255."""
     torch.manual_seed(0)
     log_probs = torch.log_softmax(torch.randn(5, 3), 1)
     labels = torch.tensor([0, 2, 255, 1, 255])
@@ -19,16 +20,38 @@ def test_partial_nll_two_means(case):
     fg = -(y[1, 2] + y[3, 1]) / 2
     bg = -y[0, 0]
     assert partial_nll(y, labels).item() == pytest.approx((fg + bg).item())
-    # No background label: the background mean adds nothing (not NaN).
-    assert partial_nll(y, torch.tensor([255, 2, 255, 255, 255])).item() == pytest.approx(-y[1, 2].item())
-    assert partial_nll(y, torch.full((5,), 255)).item() == 0
+    two_bg = torch.tensor([0, 2, 0, 255, 255])
+    assert partial_nll(y, two_bg).item() == pytest.approx((-y[1, 2] - (y[0, 0] + y[2, 0]) / 2).item())
+
+
+@pytest.mark.parametrize("labels, expected", [
+    ([255, 2, 255, 255, 255], lambda y: -y[1, 2]),   # no background
+    ([0, 255, 255, 0, 255], lambda y: -(y[0, 0] + y[3, 0]) / 2),  # no foreground
+    ([255] * 5, lambda y: torch.tensor(0.0)),        # nothing labelled
+])
+def test_partial_nll_empty_groups_add_zero(case, labels, expected):
+    y, _ = case
+    loss = partial_nll(y, torch.tensor(labels))
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(expected(y).item())
+
+
+def test_partial_nll_gradient_is_finite_with_empty_groups(case):
+    y, _ = case
+    y = y.clone().requires_grad_()
+    partial_nll(y, torch.full((5,), 255)).backward()
+    assert torch.equal(y.grad, torch.zeros_like(y))
 
 
 def test_entropy_on_unlabelled_nodes(case):
     y, labels = case
     expected = -sum(math.exp(y[i, c]) * y[i, c].item() for i in (2, 4) for c in range(3)) / (2 * 3)
     assert entropy_loss(y, labels).item() == pytest.approx(expected)
-    assert entropy_loss(y, torch.zeros(5, dtype=torch.long)).item() == 0
+    assert entropy_loss(y, torch.zeros(5, dtype=torch.long)).item() == 0  # none unlabelled
+
+
+def test_entropy_of_uniform_output_is_log_c_over_c():
+    y = torch.full((4, 21), -math.log(21))
+    assert entropy_loss(y, torch.full((4,), 255)).item() == pytest.approx(math.log(21) / 21)
 
 
 def test_laplacian_term_is_trace(case):
@@ -38,16 +61,25 @@ def test_laplacian_term_is_trace(case):
     lap = torch.diag(s.sum(1)) - s
     expected = torch.trace(y.t() @ lap @ y) / 5
     assert laplacian_loss(y, lap.to_sparse()).item() == pytest.approx(expected.item(), rel=1e-5)
-    # trace(YᵀLY) = ½ Σ s_ij ||y_i - y_j||² >= 0
+    # trace(YᵀLY) = ½ Σ_ij s_ij ||y_i - y_j||², by explicit loops
     direct = 0.5 * sum(s[i, j] * ((y[i] - y[j]) ** 2).sum() for i in range(5) for j in range(5)) / 5
-    assert laplacian_loss(y, lap).item() == pytest.approx(direct.item(), rel=1e-5)
+    assert laplacian_loss(y, lap.to_sparse()).item() == pytest.approx(direct.item(), rel=1e-5)
 
 
 def test_total_loss_weights_and_switches(case):
     y, labels = case
-    lap = torch.eye(5).to_sparse()
+    lap = (2 * torch.eye(5) - torch.ones(5, 5) / 5).to_sparse()
     losses = total_loss(y, labels, lap)
-    expected = losses["nll"] + 10 * losses["entropy"] + 0.01 * losses["laplacian"]
+    assert set(losses) == {"nll", "entropy", "laplacian", "total"}
+    expected = partial_nll(y, labels) + 10 * entropy_loss(y, labels) + 0.01 * laplacian_loss(y, lap)
     assert losses["total"].item() == pytest.approx(expected.item())
+    weighted = total_loss(y, labels, lap, ent_weight=2.0, lap_weight=0.5)
+    assert weighted["total"].item() == pytest.approx(
+        (losses["nll"] + 2 * losses["entropy"] + 0.5 * losses["laplacian"]).item())
+    no_lap = total_loss(y, labels, None, use_lap=False)
+    assert set(no_lap) == {"nll", "entropy", "total"}
+    assert no_lap["total"].item() == pytest.approx((losses["nll"] + 10 * losses["entropy"]).item())
     plain = total_loss(y, labels, None, use_ent=False, use_lap=False)
     assert set(plain) == {"nll", "total"} and plain["total"].item() == pytest.approx(losses["nll"].item())
+    with pytest.raises(ValueError):
+        total_loss(y, labels, None)

@@ -20,7 +20,7 @@ from wsgcn.config import parse_config  # noqa: E402
 from wsgcn.crf import dense_crf  # noqa: E402
 from wsgcn.io import save_label_png, save_npz  # noqa: E402
 from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import map_images  # noqa: E402
+from wsgcn.runtime import map_images, one_line_warnings  # noqa: E402
 from wsgcn.voc import VOC12, read_image_list  # noqa: E402
 
 
@@ -51,6 +51,7 @@ def run(cfg):
 
 
 def main(argv=None):
+    one_line_warnings()
     run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
 
 

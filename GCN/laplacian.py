@@ -26,7 +26,7 @@ def colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=
     Weights are computed in float64 (O(N) values) so that L's rows sum to zero to float64
     rounding before the cast.
     """
-    image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+    image = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.array(image))  # a writable copy
     img = image.to(device=device if device is not None else image.device, dtype=torch.float64) / 255.0
     h, w = img.shape[:2]
     n = h * w

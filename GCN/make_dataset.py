@@ -22,7 +22,7 @@ from wsgcn.cams import find_cam_file, strided_size  # noqa: E402
 from wsgcn.config import parse_config  # noqa: E402
 from wsgcn.io import save_label_png  # noqa: E402
 from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import map_images  # noqa: E402
+from wsgcn.runtime import map_images, one_line_warnings  # noqa: E402
 from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list  # noqa: E402
 
 
@@ -53,6 +53,7 @@ def run(cfg):
 
 
 def main(argv=None):
+    one_line_warnings()
     run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
 
 if __name__ == "__main__":

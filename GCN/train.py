@@ -28,7 +28,7 @@ from wsgcn.cams import key_labels  # noqa: E402
 from wsgcn.config import parse_config  # noqa: E402
 from wsgcn.io import save_label_png, save_npz  # noqa: E402
 from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import image_seed, progress, resolve_device  # noqa: E402
+from wsgcn.runtime import image_seed, one_line_warnings, progress, resolve_device  # noqa: E402
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list  # noqa: E402
 
 
@@ -107,6 +107,7 @@ def run(cfg):
 
 
 def main(argv=None):
+    one_line_warnings()
     run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
 
 

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from IRN.config import PROFILES, IRNConfig  # noqa: E402
 from wsgcn.config import parse_config  # noqa: E402
+from wsgcn.runtime import one_line_warnings  # noqa: E402
 
 STEPS = (  # (flag, module)
     ("train_cam_pass", "IRN.step.train_cam"),
@@ -27,6 +28,7 @@ STEPS = (  # (flag, module)
 
 
 def main(argv=None):
+    one_line_warnings()
     cfg = parse_config(IRNConfig, PROFILES, argv, description=__doc__)
     for flag, module in STEPS:
         if getattr(cfg, flag):

@@ -1,5 +1,6 @@
 """Run-time plumbing shared by the steps: device choice, progress bars, per-image seeds."""
 import hashlib
+import warnings
 import os
 import sys
 
@@ -48,3 +49,8 @@ def map_images(fn, names, num_workers=0, desc="", quiet=False):
     progress bar; yields the results in list order.  For per-image CPU work such as CRFs."""
     loader = torch.utils.data.DataLoader(_PerImage(fn, names), batch_size=None, num_workers=num_workers)
     yield from progress(loader, desc, quiet, total=len(names))
+
+
+def one_line_warnings():
+    """Show warnings as one line, ``UserWarning: <message>``, without the source line (scripts only)."""
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"

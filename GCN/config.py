@@ -44,6 +44,9 @@ class GCNConfig:
     lap_xy_scale: float = field(20.0, "Laplacian graph: divisor of the squared grid distance")
     beta: int = field(10, "affinity power of the transition matrix")
     exp_times: int = field(8, "log2 of the walk length: the graph is built from T^(2^exp_times)")
+    graph: str = field("lowmem", "the GCN's graph M: lowmem (rank-limited operator, O(N) memory) or dense (exact, N x N in memory)")
+    graph_rank: int = field(32, "lowmem: eigenpairs kept of the non-isolated nodes' affinity")
+    graph_isolation: float = field(0.01, "lowmem: nodes with less off-diagonal affinity mass are split off")
     restrict_to_image_classes: bool = field(True, "predict only background and the image's classes "
                                                   "(False: the original argmax over all 21)")
     # §8 dense CRF refinement

@@ -20,7 +20,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from GCN.config import PROFILES, GCNConfig  # noqa: E402
 from GCN.dataset import load_gcn_inputs  # noqa: E402
-from GCN.graph import exact_adjacency  # noqa: E402
+from GCN.graph import build_graph  # noqa: E402
+from GCN.layers import propagate  # noqa: E402
 from GCN.laplacian import colour_position_laplacian  # noqa: E402
 from GCN.losses import total_loss  # noqa: E402
 from GCN.models import GCN  # noqa: E402
@@ -37,8 +38,8 @@ def train_gcn(inputs, cfg, device):
     h, w = inputs.partial_labels.shape
     labels = torch.from_numpy(inputs.partial_labels.astype(np.int64).reshape(-1)).to(device)
     features = torch.from_numpy(inputs.features.reshape(len(inputs.features), -1).T.copy()).to(device)
-    adjacency = exact_adjacency(torch.from_numpy(inputs.boundary).to(device), cfg.beta, cfg.exp_times)
-    propagated = adjacency @ features  # M (X W1) = (M X) W1: the first layer's product, once
+    graph = build_graph(torch.from_numpy(inputs.boundary).to(device), cfg)
+    propagated = propagate(graph, features)  # M (X W1) = (M X) W1: the first layer's product, once
     laplacian = (colour_position_laplacian(inputs.grid_image, rgb_scale=cfg.lap_rgb_scale, xy_scale=cfg.lap_xy_scale,
                                            device=device) if cfg.use_lap else None)
     devices = [device] if device.type == "cuda" else []
@@ -49,14 +50,14 @@ def train_gcn(inputs, cfg, device):
         model.train()
         for _ in range(cfg.max_epoch):
             optimizer.zero_grad(set_to_none=True)
-            losses = total_loss(model(features, adjacency, x_propagated=propagated), labels, laplacian,
+            losses = total_loss(model(features, graph, x_propagated=propagated), labels, laplacian,
                                 use_ent=cfg.use_ent, use_lap=cfg.use_lap, ent_weight=cfg.ent_weight,
                                 lap_weight=cfg.lap_weight)
             losses["total"].backward()
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            log_probs = model(features, adjacency, x_propagated=propagated)
+            log_probs = model(features, graph, x_propagated=propagated)
     return log_probs.t().reshape(NUM_CLASSES, h, w), {k: v.item() for k, v in losses.items()}
 
 

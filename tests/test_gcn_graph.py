@@ -29,3 +29,44 @@ def test_exact_adjacency_matches_the_dense_formulation():
     # the wall: little mass crosses from the top half to the bottom half
     top, bottom = slice(0, 4 * 12), slice(5 * 12, 9 * 12)
     assert m[top, bottom].sum(1).max() < 0.05
+
+
+def two_region_boundary(h=24, w=30, seed=0):
+    """A wall across the image, a closed ring, a few walled-in pixels, mild noise: (h, w) float32."""
+    g = torch.Generator().manual_seed(seed)
+    boundary = 0.05 * torch.rand(h, w, generator=g)
+    boundary[h // 2, :] = 0.98
+    boundary[3:9, 4] = boundary[3:9, 10] = 0.97
+    boundary[3, 4:11] = boundary[8, 4:11] = 0.97
+    for y, x in ((18, 5), (20, 25)):  # pixels cut off from every neighbour
+        boundary[y - 1:y + 2, x - 1:x + 2] = 0.99
+        boundary[y, x] = 0.02
+    return boundary
+
+
+def test_lowmem_graph_approximates_the_exact_one():
+    from GCN.graph import LowRankGraph
+
+    boundary = two_region_boundary()
+    exact = exact_adjacency(boundary.double()).float()
+    graph = LowRankGraph(boundary, rank=32)
+    assert len(graph.alone) > 0 and len(graph.kept) > 0  # both parts of the operator are exercised
+    x = torch.randn(boundary.numel(), 21, generator=torch.Generator().manual_seed(1))
+    ours, reference = graph(x), exact @ x
+    assert ((ours - reference).norm() / reference.norm()).item() < 0.06
+    assert (ours.argmax(1) == reference.argmax(1)).float().mean().item() >= 0.98
+    torch.testing.assert_close(graph(torch.ones(boundary.numel(), 1)), torch.ones(boundary.numel(), 1))
+
+
+def test_lowmem_graph_is_differentiable_and_small_graphs_use_a_dense_solver():
+    from GCN.graph import LowRankGraph
+
+    boundary = torch.rand(8, 9, generator=torch.Generator().manual_seed(2)) ** 3
+    boundary[4, :] = 0.97
+    graph = LowRankGraph(boundary, rank=32)  # 72 nodes: a dense eigensolver
+    y = torch.randn(72, 5, requires_grad=True)
+    graph(y).sum().backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()
+    exact = exact_adjacency(boundary.double()).float()
+    x = torch.randn(72, 4)
+    assert ((graph(x) - exact @ x).norm() / (exact @ x).norm()).item() < 0.06

@@ -89,9 +89,11 @@ class LowRankGraph:
         group's degrees).  Everything is a batched (G, n_g, r) x (G, r, C) product.
         """
         out = torch.zeros_like(y)
-        y_kept, y_alone = y[self.kept], y[self.alone]
+        # index_select, not y[idx]: its gradient is an index_add, much faster than index_put on the CPU
+        y_kept, y_alone = y.index_select(0, self.kept), y.index_select(0, self.alone)
         if len(self.kept):
-            ys = torch.cat([y[self.kept_sorted], y.new_zeros(self.groups * self.size - len(self.kept), y.shape[1])])
+            ys = torch.cat([y.index_select(0, self.kept_sorted),
+                            y.new_zeros(self.groups * self.size - len(self.kept), y.shape[1])])
             ys = ys.view(self.groups, self.size, -1)
             z_low = self.u.transpose(1, 2) @ (ys * self.inv_sqrt_d)    # (G, r, C): U_gᵀ (Y_g / √d)
             z_high = self.u.transpose(1, 2) @ (ys * self.sqrt_d)       # (G, r, C): U_gᵀ (Y_g √d)

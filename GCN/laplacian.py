@@ -18,43 +18,42 @@ def _offsets(radius_rows, radius_cols):
     return [(dy, dx) for dy in range(radius_rows + 1) for dx in range(-radius_cols, radius_cols + 1)]
 
 
-def colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2,
-                              device=None, dtype=torch.float32):
-    """image (h, w, 3) uint8 or float in 0..255 (numpy array or tensor) -> L (N, N) coalesced
-    sparse COO in ``dtype``, N = h*w, on ``device`` (default: the image's, CPU for numpy).
+def colour_position_pairs(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2, device=None):
+    """The graph's edges, each unordered pair i != j once: (src (E,), dst (E,) int64, weight (E,) float64).
 
-    Weights are computed in float64 (O(N) values) so that L's rows sum to zero to float64
-    rounding before the cast.
+    image (h, w, 3) uint8 or float in 0..255 (numpy array or tensor), on ``device`` (default:
+    the image's).  The weight depends on the pair only, so S is symmetric as it is built and the
+    original's max(S, Sᵀ) changes nothing: the window's (0, -dx) offsets are the (0, dx) pairs
+    seen from the other end, and (0, 0) is the self-weight, which cancels in L = D - S.
     """
     image = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.array(image))  # a writable copy
     img = image.to(device=device if device is not None else image.device, dtype=torch.float64) / 255.0
     h, w = img.shape[:2]
-    n = h * w
-    index = torch.arange(n, device=img.device).view(h, w)
+    index = torch.arange(h * w, device=img.device).view(h, w)
     src, dst, weight = [], [], []
-    for dy, dx in _offsets(radius_rows, radius_cols):  # 15 offsets, each a whole-image slice
+    for dy, dx in _offsets(radius_rows, radius_cols):
+        if dy == 0 and dx <= 0:
+            continue
         i = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
         j = (slice(dy, h), slice(max(0, dx), w - max(0, -dx)))
         colour = ((img[j] - img[i]) ** 2).sum(-1)
         src.append(index[i].reshape(-1))
         dst.append(index[j].reshape(-1))
         weight.append(torch.exp(-colour / rgb_scale - (dy * dy + dx * dx) / xy_scale).reshape(-1))
-    src, dst, weight = torch.cat(src), torch.cat(dst), torch.cat(weight)
+    return torch.cat(src), torch.cat(dst), torch.cat(weight)
 
-    # S = max(S, Sᵀ): the directed entries and their transposes, duplicates reduced by max
-    # (the (0, ±dx) offsets and the diagonal give each such pair twice).
-    keys = torch.cat([src * n + dst, dst * n + src])
-    keys, inverse = torch.unique(keys, return_inverse=True)
-    s = torch.full(keys.shape, -torch.inf, dtype=torch.float64, device=img.device)
-    s.scatter_reduce_(0, inverse, torch.cat([weight, weight]), reduce="amax")
-    rows, cols = keys // n, keys % n
 
-    # L = D - S: coalescing sums D_ii with -S_ii, so the self-weight S_ii = 1 cancels on the
-    # diagonal and L_ii is the off-diagonal degree.
-    degree = torch.zeros(n, dtype=torch.float64, device=img.device).index_add_(0, rows, s)
-    nodes = torch.arange(n, device=img.device)
-    indices = torch.stack([torch.cat([rows, nodes]), torch.cat([cols, nodes])])
-    values = torch.cat([-s, degree])
+def colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2,
+                              device=None, dtype=torch.float32):
+    """image (h, w, 3) in 0..255 -> L = D - S (N, N), a coalesced sparse COO tensor in ``dtype``,
+    N = h*w.  Weights are computed in float64, so that L's rows sum to zero before the cast."""
+    src, dst, weight = colour_position_pairs(image, rgb_scale, xy_scale, radius_rows, radius_cols, device)
+    n = int(np.prod(np.asarray(image).shape[:2])) if not isinstance(image, torch.Tensor) else image.shape[0] * image.shape[1]
+    degree = torch.zeros(n, dtype=torch.float64, device=weight.device)
+    degree.index_add_(0, src, weight).index_add_(0, dst, weight)
+    nodes = torch.arange(n, device=weight.device)
+    indices = torch.stack([torch.cat([src, dst, nodes]), torch.cat([dst, src, nodes])])
+    values = torch.cat([-weight, -weight, degree])
     # In-range indices by construction: skip the invariant check.
     lap = torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=False)
     return lap.coalesce().to(dtype)

@@ -1,0 +1,172 @@
+"""Benchmark of the GCN stage's graph formulations on synthetic inputs of one size.
+
+    python GCN/bench.py --nodes 125x94 --device cpu
+
+Times one image's GCN stage (graph + Laplacian + ``--epochs`` epochs + labels) three ways, each
+in a fresh process, and prints one JSON line per mode:
+
+- ``original``: WSGCN's formulation, reimplemented: T^256 stored dense on disk (written before
+  the clock starts) and loaded, ``rownorm`` by a dense diagonal product, the Laplacian filled
+  in a Python loop as a dense float64 matrix, every epoch propagating both layers densely;
+- ``dense``: this project's exact mode (M built in memory from the boundary map, sparse
+  Laplacian, the first layer propagated once);
+- ``lowmem``: the low-memory mode (the default).
+
+Fields: ``mode``, ``nodes``, ``sec_per_image``, ``peak_mb`` (CPU: how far the process's resident
+memory peaks above its size when the clock starts, i.e. after imports and inputs; CUDA: peak
+allocated GPU memory), ``label_agreement`` (fraction of nodes labelled as
+the dense mode labels them), and ``speedup`` (vs the original).  On the CPU read the times as
+ratios; absolute figures mean something on a GPU.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from GCN.config import GCNConfig  # noqa: E402
+from GCN.dataset import GCNInputs  # noqa: E402
+from GCN.laplacian import dense_colour_position_laplacian  # noqa: E402
+from GCN.models import GCN  # noqa: E402
+from GCN.train import train_gcn  # noqa: E402
+from wsgcn.affinity import dense_transition_power  # noqa: E402
+
+
+def synthetic_inputs(h, w, seed=0):
+    """A boundary map traced from a few object outlines plus mild noise, region-correlated node
+    features and colours, and partial labels on about 40 % of the nodes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    regions = np.zeros((h, w), np.int64)
+    for k in range(1, 4):
+        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        ry, rx = rng.uniform(0.1, 0.3) * h, rng.uniform(0.1, 0.3) * w
+        regions[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1] = k
+    edges = np.zeros((h, w), bool)
+    edges[:-1] |= regions[:-1] != regions[1:]
+    edges[:, :-1] |= regions[:, :-1] != regions[:, 1:]
+    boundary = np.clip(0.95 * edges + 0.05 * rng.random((h, w)), 0, 1).astype(np.float32)
+    classes = np.array([0, 3, 8, 15])  # background, bird, cat, person
+    features = (rng.standard_normal((160, 4)) @ np.eye(4)[regions].reshape(-1, 4).T).reshape(160, h, w)
+    features = (features + 0.5 * rng.standard_normal((160, h, w))).astype(np.float32)
+    colours = rng.integers(0, 256, (4, 3))
+    image = np.clip(colours[regions] + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    partial = np.where(rng.random((h, w)) < 0.4, classes[regions], 255).astype(np.uint8)
+    partial[edges] = 255
+    return GCNInputs("synthetic", image, image, features, boundary, partial, classes[1:] - 1)
+
+
+def original_stage(inputs, cfg, device, stored_graph):
+    """WSGCN's GCN stage on one image, as its train.py/dataset.py do it."""
+    h, w = inputs.partial_labels.shape
+    n = h * w
+    graph = torch.from_numpy(np.load(stored_graph)).to(device)
+    adj = torch.stack([graph, graph.t()]).max(0)[0] + torch.eye(n, device=device)
+    r_inv = adj.sum(1).pow(-1)
+    adj = torch.mm(torch.diagflat(r_inv), adj)                    # row normalisation as the original
+    lap = torch.from_numpy(dense_colour_position_laplacian(inputs.grid_image)).to(device)
+    features = torch.from_numpy(inputs.features.reshape(160, n).T.copy()).to(device)
+    labels = torch.from_numpy(inputs.partial_labels.astype(np.int64).reshape(-1)).to(device)
+    fg = torch.where(labels == 0, 255, labels)
+    bg = torch.where(labels != 0, 255, labels)
+    torch.manual_seed(cfg.seed)
+    model = GCN(160, cfg.num_hid_unit, 21, cfg.drop_rate).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for _ in range(cfg.max_epoch):
+        model.train()
+        optimizer.zero_grad()
+        out = model(features, adj)
+        loss = F.nll_loss(out, fg, ignore_index=255) + F.nll_loss(out, bg, ignore_index=255)
+        unlabelled = labels == 255
+        loss = loss + 10 * (-(out[unlabelled].exp() * out[unlabelled])).mean()
+        loss = loss + 1e-2 * torch.trace(torch.mm(out.t(), torch.mm(lap.type_as(out), out))) / n
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        return model(features, adj).t().reshape(21, h, w)
+
+
+def _status_mb(field):
+    """A memory figure of this process from /proc/self/status (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_mode(mode, h, w, device_name, epochs, stored_graph, queue):
+    torch.manual_seed(0)
+    device = torch.device(device_name)
+    inputs = synthetic_inputs(h, w)
+    cfg = replace(GCNConfig(), max_epoch=epochs, graph="lowmem" if mode == "lowmem" else "dense")
+    # Warm up (lazy initialisation of kernels and libraries costs seconds on a first call).
+    warm = replace(cfg, max_epoch=2)
+    train_gcn(synthetic_inputs(12, 12), warm, device)
+    if mode == "original":
+        original_stage(synthetic_inputs(12, 12), warm, device, stored_graph.with_name("warm.npy"))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark to the current size
+        resident = _status_mb("VmRSS")
+    start = time.perf_counter()
+    if mode == "original":
+        log_probs = original_stage(inputs, cfg, device, stored_graph)
+    else:
+        log_probs, _ = train_gcn(inputs, cfg, device)
+    keys = torch.as_tensor(np.concatenate([[0], inputs.keys + 1]), device=log_probs.device)
+    labels = keys[log_probs[keys].argmax(0)].cpu().numpy()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    else:
+        peak = _status_mb("VmHWM") - resident
+    queue.put((mode, time.perf_counter() - start, peak, labels))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", default="125x94", help="grid size HxW (125x94: a 500x375 VOC image)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=250)
+    parser.add_argument("--modes", default="original,dense,lowmem")
+    args = parser.parse_args(argv)
+    h, w = (int(v) for v in args.nodes.lower().split("x"))
+    modes = args.modes.split(",")
+    context = mp.get_context("spawn")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = Path(tmp) / "t256.npy"
+        if "original" in modes:  # the IRN stage's output in the original: written before timing
+            for path, (gh, gw) in ((stored, (h, w)), (stored.with_name("warm.npy"), (12, 12))):
+                boundary = torch.from_numpy(synthetic_inputs(gh, gw).boundary)
+                np.save(path, dense_transition_power(boundary, 10, 8).numpy())
+        for mode in modes:
+            queue = context.Queue()
+            process = context.Process(target=run_mode, args=(mode, h, w, args.device, args.epochs, stored, queue))
+            process.start()
+            results[mode] = queue.get()
+            process.join()
+    reference = results.get("dense", (None, None, None, None))[3]
+    original_time = results["original"][1] if "original" in results else None
+    for mode, seconds, peak, labels in results.values():
+        print(json.dumps({
+            "mode": mode, "nodes": h * w, "device": args.device, "sec_per_image": round(seconds, 3),
+            "peak_mb": round(peak, 1),
+            "label_agreement": None if reference is None else round(float((labels == reference).mean()), 4),
+            "speedup": None if original_time is None else round(original_time / seconds, 2),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,24 +1,16 @@
 """Settings of the GCN stage (SPEC §6-8) with the published defaults, shared by
 ``GCN/make_dataset.py``, ``GCN/train.py`` and ``GCN/CRF.py`` (each reads what it needs)."""
-import os
 from dataclasses import dataclass
 
-from wsgcn.config import field
+from wsgcn.config import CommonConfig, field
 from wsgcn.crf import CRFParams
 
 
 @dataclass(frozen=True)
-class GCNConfig:
-    # Where things are
-    work_dir: str = field("Data", "every input and output is under this folder (see wsgcn/layout.py)")
-    voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set")
+class GCNConfig(CommonConfig):
+    # The list (work_dir, voc12_root, device ... come from CommonConfig)
     train_list: str = field("Data/VOC12/train.txt", "images to make GCN labels for")
-    cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
-    allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs, WSGCN's .npy Logits)")
-    device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
-    num_workers: int = field(max(1, (os.cpu_count() or 2) // 2), "processes for the per-image CPU work (CRFs)")
     seed: int = field(42, "global seed; each image's GCN is seeded from it and the image name")
-    quiet: bool = field(False, "no progress bars")
     # §6 partial pseudo labels
     confident_ratio: float = field(0.3, "fraction of each class's CAM scores above 0.1 kept as confident")
     score_threshold: float = field(0.8, "minimum CRF score of a labelled node; also the confident-background CAM score")
@@ -45,7 +37,7 @@ class GCNConfig:
     beta: int = field(10, "affinity power of the transition matrix")
     exp_times: int = field(8, "log2 of the walk length: the graph is built from T^(2^exp_times)")
     graph: str = field("lowmem", "the GCN's graph M: lowmem (rank-limited operator, O(N) memory) or dense (exact, N x N in memory)")
-    graph_rank: int = field(32, "lowmem: eigenpairs kept of the non-isolated nodes' affinity")
+    graph_rank: int = field(64, "lowmem: eigenpairs kept of the non-isolated nodes' affinity")
     graph_isolation: float = field(0.01, "lowmem: nodes with less off-diagonal affinity mass are split off")
     restrict_to_image_classes: bool = field(True, "predict only background and the image's classes "
                                                   "(False: the original argmax over all 21)")

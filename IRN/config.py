@@ -1,24 +1,16 @@
 """Settings of the IRN stage (SPEC §1-5) with the published defaults, and the demo profile."""
-import os
 from dataclasses import dataclass
 
-from wsgcn.config import field
+from wsgcn.config import CommonConfig, field
 
 
 @dataclass(frozen=True)
-class IRNConfig:
-    # Where things are
-    work_dir: str = field("Data", "every output goes under this folder (see wsgcn/layout.py)")
-    voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set: JPEGImages, SegmentationClassAug, Annotations")
+class IRNConfig(CommonConfig):
+    # Lists (work_dir, voc12_root, device ... come from CommonConfig)
     train_list: str = field("Data/VOC12/train_aug.txt", "images to train the CAM network and IRNet on")
     val_list: str = field("", "images to report train_cam's validation loss on ('' = none)")
     infer_list: str = field("Data/VOC12/train.txt", "images to make and evaluate labels for")
-    cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
-    allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs and label dicts)")
-    device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
-    num_workers: int = field(max(1, (os.cpu_count() or 2) // 2), "data-loading processes")
     seed: int = field(0, "seed of weight initialisation, shuffling and augmentation")
-    quiet: bool = field(False, "no progress bars")
     backbone_weights: str = field("imagenet", "ResNet-50 init of the CAM network: imagenet, a .pth path, or none")
     # Class activation maps
     cam_weights_name: str = field("sess/res50_cam.pth", "CAM network weights, relative to work_dir")

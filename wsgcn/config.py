@@ -6,6 +6,7 @@ is a named set of overrides (``--profile demo``) applied before the explicit fla
 """
 import argparse
 import dataclasses
+import os
 import typing
 
 
@@ -57,3 +58,15 @@ def parse_config(config_cls, profiles, argv=None, description=None):
 def field(default, help):
     """A config field with its help text."""
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonConfig:
+    """The settings every stage has: where the data and outputs are, and how to run."""
+    work_dir: str = field("Data", "every input and output is under this folder (see wsgcn/layout.py)")
+    voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set: JPEGImages, SegmentationClassAug, Annotations")
+    cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
+    allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs and label dicts, WSGCN's .npy Logits)")
+    device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
+    num_workers: int = field(max(1, (os.cpu_count() or 2) // 2), "worker processes (data loading, per-image CRFs)")
+    quiet: bool = field(False, "no progress bars")

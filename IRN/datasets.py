@@ -8,6 +8,7 @@ shards reproducibly.  Call ``set_epoch`` before each epoch.
 import numpy as np
 import torch
 from PIL import Image
+from scipy import ndimage
 from torch.utils.data import Dataset
 
 from wsgcn.io import load_label_png
@@ -19,16 +20,18 @@ def normalize(img):
     return ((np.asarray(img, np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
 
 
-def rescale_image(img, scale):
-    """Bicubic rescale of an (H, W, 3) image to (round(H*s), round(W*s)), as float32 in the
-    input's range (no rounding or clipping, like skimage's ``preserve_range``)."""
+def rescale_image(img, scale, anti_aliasing=True):
+    """Rescale an (H, W, 3) image to (round(H*s), round(W*s)) as IRNet does with skimage's
+    ``rescale(order=3, preserve_range=True)``, in scipy.ndimage terms: a Gaussian prefilter of
+    sigma (1/s - 1)/2 when shrinking (``anti_aliasing``), a cubic spline zoom on pixel centres,
+    mirrored borders, and the result clipped to the input's range.  Returns float32."""
+    img = np.asarray(img, np.float64)
     h, w = img.shape[:2]
-    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
-    if size == (w, h):
-        return np.asarray(img, np.float32)
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c], np.float32), mode="F")
-                           .resize(size, Image.BICUBIC)) for c in range(img.shape[2])]
-    return np.stack(channels, axis=-1)
+    out_h, out_w = (max(1, int(v)) for v in np.round(np.array([h, w]) * scale))
+    factors = np.array([h / out_h, w / out_w, 1.0])
+    smoothed = ndimage.gaussian_filter(img, np.maximum(0, (factors - 1) / 2), mode="mirror") if anti_aliasing else img
+    out = ndimage.zoom(smoothed, (out_h / h, out_w / w, 1.0), order=3, mode="mirror", grid_mode=True)
+    return np.clip(out, img.min(), img.max()).astype(np.float32)
 
 
 def rescale_labels(labels, scale):
@@ -138,7 +141,7 @@ class AffinityDataset(_SeededDataset):
         if label.shape != img.shape[:2]:
             raise ValueError(f"{self.ir_label_dir / name}.png: IR label is {label.shape}, image is {img.shape[:2]}")
         scale = self.rescale[0] + rng.random() * (self.rescale[1] - self.rescale[0])
-        img, label = normalize(rescale_image(img, scale)), rescale_labels(label, scale)
+        img, label = normalize(rescale_image(img, scale, anti_aliasing=False)), rescale_labels(label, scale)
         if rng.random() < 0.5:
             img, label = img[:, ::-1], label[:, ::-1]
         box = random_crop_box(rng, img.shape[:2], self.crop_size)

@@ -75,8 +75,8 @@ class LowRankGraph:
         self.kept_sorted = t(kept[order]).long()
         self.sqrt_d = t(padded(np.sqrt(d_kept)[order])).view(groups, size, 1)
         self.inv_sqrt_d = t(padded(1.0 / np.sqrt(d_kept)[order])).view(groups, size, 1)
-        self.u = t(padded(u[order])).view(groups, size, -1)                          # (G, n_g, r)
-        self.u_lam = t(padded((u * lam_k[None, :])[order])).view(groups, size, -1)
+        self.u = t(padded(u[order])).view(groups, size, u.shape[1])                  # (G, n_g, r)
+        self.u_lam = t(padded((u * lam_k[None, :])[order])).view(groups, size, u.shape[1])
         self.left, self.right, self.stay = t(left), t(right), t(stay)
         self.row_sums = self._max_product(torch.ones(n, 1, dtype=dtype, device=device)) + 1.0
 

@@ -70,3 +70,13 @@ def test_lowmem_graph_is_differentiable_and_small_graphs_use_a_dense_solver():
     exact = exact_adjacency(boundary.double()).float()
     x = torch.randn(72, 4)
     assert ((graph(x) - exact @ x).norm() / (exact @ x).norm()).item() < 0.06
+
+
+def test_lowmem_graph_of_an_all_boundary_map_is_the_identity():
+    from GCN.graph import LowRankGraph
+
+    boundary = torch.ones(6, 7)  # every node cut off from every neighbour, as the exact M says
+    graph = LowRankGraph(boundary)
+    y = torch.randn(42, 3)
+    torch.testing.assert_close(graph(y), y)
+    torch.testing.assert_close(exact_adjacency(boundary.double()).float(), torch.eye(42))

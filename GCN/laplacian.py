@@ -18,29 +18,55 @@ def _offsets(radius_rows, radius_cols):
     return [(dy, dx) for dy in range(radius_rows + 1) for dx in range(-radius_cols, radius_cols + 1)]
 
 
-def colour_position_pairs(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2, device=None):
-    """The graph's edges, each unordered pair i != j once: (src (E,), dst (E,) int64, weight (E,) float64).
+def _offset_weights(image, rgb_scale, xy_scale, radius_rows, radius_cols, device):
+    """For each offset (dy, dx) enumerating the unordered pairs i != j once: (slices of the i's,
+    slices of the j = i + (dy, dx), weights (h', w') float64).  Also returns (h, w).
 
-    image (h, w, 3) uint8 or float in 0..255 (numpy array or tensor), on ``device`` (default:
-    the image's).  The weight depends on the pair only, so S is symmetric as it is built and the
-    original's max(S, Sᵀ) changes nothing: the window's (0, -dx) offsets are the (0, dx) pairs
-    seen from the other end, and (0, 0) is the self-weight, which cancels in L = D - S.
+    The weight depends on the pair only, so S is symmetric as it is built and the original's
+    max(S, Sᵀ) changes nothing: the window's (0, -dx) offsets are the (0, dx) pairs seen from the
+    other end, and (0, 0) is the self-weight, which cancels in L = D - S.
     """
     image = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.array(image))  # a writable copy
     img = image.to(device=device if device is not None else image.device, dtype=torch.float64) / 255.0
     h, w = img.shape[:2]
-    index = torch.arange(h * w, device=img.device).view(h, w)
-    src, dst, weight = [], [], []
+    offsets = []
     for dy, dx in _offsets(radius_rows, radius_cols):
         if dy == 0 and dx <= 0:
             continue
         i = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
         j = (slice(dy, h), slice(max(0, dx), w - max(0, -dx)))
         colour = ((img[j] - img[i]) ** 2).sum(-1)
-        src.append(index[i].reshape(-1))
-        dst.append(index[j].reshape(-1))
-        weight.append(torch.exp(-colour / rgb_scale - (dy * dy + dx * dx) / xy_scale).reshape(-1))
-    return torch.cat(src), torch.cat(dst), torch.cat(weight)
+        offsets.append((i, j, torch.exp(-colour / rgb_scale - (dy * dy + dx * dx) / xy_scale)))
+    return offsets, (h, w)
+
+
+def colour_position_pairs(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2, device=None):
+    """The graph's edges, each unordered pair i != j once: (src (E,), dst (E,) int64, weight (E,) float64).
+
+    image (h, w, 3) uint8 or float in 0..255 (numpy array or tensor), on ``device`` (default: the image's).
+    """
+    offsets, (h, w) = _offset_weights(image, rgb_scale, xy_scale, radius_rows, radius_cols, device)
+    index = torch.arange(h * w, device=offsets[0][2].device if offsets else device).view(h, w)
+    src = torch.cat([index[i].reshape(-1) for i, _, _ in offsets]) if offsets else index.new_zeros(0)
+    dst = torch.cat([index[j].reshape(-1) for _, j, _ in offsets]) if offsets else index.new_zeros(0)
+    weight = torch.cat([wt.reshape(-1) for _, _, wt in offsets]) if offsets else torch.zeros(0, dtype=torch.float64)
+    return src, dst, weight
+
+
+class GridLaplacian:
+    """The same L kept as one weight map per neighbour offset, for the GCN's smoothness term:
+    trace(Yᵀ L Y) = Σ_pairs S_ij ||y_i - y_j||², each offset a difference of two shifted views
+    of Y on the grid -- no sparse product and no scatter, in training or in its gradient."""
+
+    def __init__(self, image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2, device=None,
+                 dtype=torch.float32):
+        offsets, self.shape = _offset_weights(image, rgb_scale, xy_scale, radius_rows, radius_cols, device)
+        self.offsets = [(i, j, wt.to(dtype)[..., None]) for i, j, wt in offsets]
+
+    def quadratic_form(self, y):
+        """trace(Yᵀ L Y) for Y (N, C), N = h*w in row-major order."""
+        grid = y.view(*self.shape, -1)
+        return sum((wt * (grid[j] - grid[i]) ** 2).sum() for i, j, wt in self.offsets)
 
 
 def colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2,

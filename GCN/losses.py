@@ -41,30 +41,24 @@ def entropy_loss(log_probs, labels, ignore_index=IGNORE_INDEX):
 
 
 def laplacian_loss(log_probs, laplacian):
-    """trace(Yᵀ L Y) / N for Y = log_probs (N, C) and L (N, N), sparse (or dense for tests).
+    """trace(Yᵀ L Y) / N for Y = log_probs (N, C) and L (N, N): sparse, dense (tests), or any
+    object with a ``quadratic_form(Y)`` such as :class:`GCN.laplacian.GridLaplacian`.
 
     Only the diagonal of Yᵀ L Y is needed, so (Y * (L Y)).sum() avoids the (C, C) product and
     never densifies L.
     """
+    if not isinstance(laplacian, torch.Tensor):
+        return laplacian.quadratic_form(log_probs) / log_probs.shape[0]
     ly = torch.sparse.mm(laplacian, log_probs) if laplacian.is_sparse else laplacian @ log_probs
     return (log_probs * ly).sum() / log_probs.shape[0]
-
-
-def pairwise_laplacian_loss(log_probs, pairs):
-    """The same trace(Yᵀ L Y) / N from the graph's edges, pairs = (src, dst, weight) with each
-    unordered pair once: trace(Yᵀ (D - S) Y) = Σ_pairs S_ij ||y_i - y_j||².  No sparse product,
-    so it is several times faster than :func:`laplacian_loss` on the CPU and on the GPU."""
-    src, dst, weight = pairs
-    diff = log_probs.index_select(0, src) - log_probs.index_select(0, dst)  # gradient: index_add
-    return (weight[:, None] * diff * diff).sum() / log_probs.shape[0]
 
 
 def total_loss(log_probs, labels, laplacian=None, use_ent=True, use_lap=True, ent_weight=10.0,
                lap_weight=0.01):
     """nll + use_ent * ent_weight * entropy + use_lap * lap_weight * Laplacian term.
 
-    log_probs (N, C), labels (N,) int64, laplacian (N, N) sparse, or the graph's (src, dst,
-    weight) edges (needed only when use_lap).
+    log_probs (N, C), labels (N,) int64, laplacian (see :func:`laplacian_loss`; needed only
+    when use_lap).
     Returns a dict of scalar tensors: "nll", "entropy" / "laplacian" when switched on, "total".
     """
     losses = {"nll": partial_nll(log_probs, labels)}
@@ -75,8 +69,7 @@ def total_loss(log_probs, labels, laplacian=None, use_ent=True, use_lap=True, en
     if use_lap:
         if laplacian is None:
             raise ValueError("use_lap=True needs a Laplacian")
-        losses["laplacian"] = (laplacian_loss(log_probs, laplacian) if isinstance(laplacian, torch.Tensor)
-                               else pairwise_laplacian_loss(log_probs, laplacian))
+        losses["laplacian"] = laplacian_loss(log_probs, laplacian)
         total = total + lap_weight * losses["laplacian"]
     losses["total"] = total
     return losses

@@ -22,7 +22,7 @@ from GCN.config import PROFILES, GCNConfig  # noqa: E402
 from GCN.dataset import load_gcn_inputs  # noqa: E402
 from GCN.graph import build_graph  # noqa: E402
 from GCN.layers import propagate  # noqa: E402
-from GCN.laplacian import colour_position_pairs  # noqa: E402
+from GCN.laplacian import GridLaplacian  # noqa: E402
 from GCN.losses import total_loss  # noqa: E402
 from GCN.models import GCN  # noqa: E402
 from wsgcn.cams import key_labels  # noqa: E402
@@ -40,10 +40,8 @@ def train_gcn(inputs, cfg, device):
     features = torch.from_numpy(inputs.features.reshape(len(inputs.features), -1).T.copy()).to(device)
     graph = build_graph(torch.from_numpy(inputs.boundary).to(device), cfg)
     propagated = propagate(graph, features)  # M (X W1) = (M X) W1: the first layer's product, once
-    laplacian = None
-    if cfg.use_lap:  # the Laplacian as its edge list: trace(Yᵀ L Y) = Σ_pairs S_ij ||y_i - y_j||²
-        src, dst, weight = colour_position_pairs(inputs.grid_image, cfg.lap_rgb_scale, cfg.lap_xy_scale, device=device)
-        laplacian = (src, dst, weight.float())
+    laplacian = (GridLaplacian(inputs.grid_image, cfg.lap_rgb_scale, cfg.lap_xy_scale, device=device)
+                 if cfg.use_lap else None)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(image_seed(cfg.seed, inputs.name))

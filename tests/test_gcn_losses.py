@@ -85,16 +85,18 @@ def test_total_loss_weights_and_switches(case):
         total_loss(y, labels, None)
 
 
-def test_pairwise_laplacian_loss_equals_the_trace():
+def test_grid_laplacian_equals_the_sparse_trace():
     import numpy as np
 
-    from GCN.laplacian import colour_position_laplacian, colour_position_pairs
-    from GCN.losses import pairwise_laplacian_loss
+    from GCN.laplacian import GridLaplacian, colour_position_laplacian, colour_position_pairs
 
     image = np.random.default_rng(3).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     y = torch.log_softmax(torch.randn(35, 4, dtype=torch.float64), 1)
     lap = colour_position_laplacian(image, dtype=torch.float64)
     expected = torch.trace(y.t() @ lap.to_dense() @ y) / 35
-    src, dst, weight = colour_position_pairs(image)
-    assert pairwise_laplacian_loss(y, (src, dst, weight)).item() == pytest.approx(expected.item(), rel=1e-10)
+    grid = GridLaplacian(image, dtype=torch.float64)
+    assert laplacian_loss(y, grid).item() == pytest.approx(expected.item(), rel=1e-10)
+    assert total_loss(y, torch.zeros(35, dtype=torch.long), grid)["laplacian"].item() == pytest.approx(
+        expected.item(), rel=1e-10)
+    src, dst, _ = colour_position_pairs(image)
     assert len(src) == len(set(zip(src.tolist(), dst.tolist()))) and (src != dst).all()

@@ -6,6 +6,8 @@ nodes; about 550 MB in float32 for a 500x375 VOC image, and 8 dense squarings to
 and ``LowRankGraph``, an operator that needs O(N * rank) memory.
 """
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
 import torch
 
 from wsgcn.affinity import affinity_graph, dense_transition_power
@@ -37,9 +39,6 @@ class LowRankGraph:
     """
 
     def __init__(self, boundary, beta=10, exp_times=8, radius=5, rank=32, isolation=0.01, buckets=64):
-        import scipy.sparse as sp
-        import scipy.sparse.linalg as sla
-
         device, dtype = boundary.device, torch.float32
         steps = 2 ** exp_times
         n = boundary.numel()
@@ -52,7 +51,7 @@ class LowRankGraph:
         a_kept = a[kept][:, kept]
         d_kept = np.asarray(a_kept.sum(0)).ravel()
         s = (sp.diags(d_kept ** -0.5) @ a_kept @ sp.diags(d_kept ** -0.5)).tocsr()
-        lam, u = _top_eigenpairs(s, rank, sla)
+        lam, u = _top_eigenpairs(s, rank)
         lam_k = np.clip(lam, 0.0, None) ** steps
 
         # What leaks from an isolated node: its neighbours' share, then T_R^k.
@@ -116,7 +115,7 @@ class LowRankGraph:
         return (self._max_product(y) + y) / self.row_sums
 
 
-def _top_eigenpairs(s, rank, sla):
+def _top_eigenpairs(s, rank):
     """Largest ``rank`` eigenpairs of a sparse symmetric matrix (dense solver when it is small)."""
     n = s.shape[0]
     if n == 0:

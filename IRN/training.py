@@ -3,6 +3,8 @@ import torch
 from tensorboardX import SummaryWriter
 from torch.utils.data import DataLoader
 
+from wsgcn.runtime import progress
+
 
 def make_optimizer(kind, param_groups, weight_decay):
     """SGD with momentum 0.9 (the paper) or AdamW; each group carries its own ``lr``."""
@@ -32,3 +34,38 @@ def train_loader(dataset, batch_size, num_workers, seed):
 
 def log_writer(log_dir):
     return SummaryWriter(str(log_dir))
+
+
+def train_epochs(name, dataset, loader, optimizer, epochs, log_dir, losses_of, quiet=False, after_epoch=None):
+    """The training loop train_cam and train_irn share: ``epochs`` passes over ``loader``, one
+    optimiser step and one step of the polynomial schedule per batch, losses and learning rate
+    to TensorBoard under ``log_dir`` and to a progress bar.
+
+    losses_of(batch) -> dict of scalar tensors with the one to minimise under ``"total"``.
+    after_epoch(epoch, step, writer, bar), if given, runs at the end of each epoch (validation).
+    Returns the last batch's losses.
+    """
+    max_step = len(loader) * epochs
+    scheduler = poly_schedule(optimizer, max_step)
+    writer = log_writer(log_dir)
+    bar = progress(range(max_step), name, quiet, unit="step")
+    step, losses = 0, {}
+    for epoch in range(epochs):
+        dataset.set_epoch(epoch)
+        for batch in loader:
+            losses = losses_of(batch)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            for key, value in losses.items():
+                writer.add_scalar(f"{name}/{key}", value.item(), step)
+            writer.add_scalar(f"{name}/lr", optimizer.param_groups[0]["lr"], step)
+            scheduler.step()
+            step += 1
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, **{k: f"{v.item():.4f}" for k, v in losses.items()}, refresh=False)
+        if after_epoch is not None:
+            after_epoch(epoch, step, writer, bar)
+    bar.close()
+    writer.close()
+    return losses

@@ -9,9 +9,9 @@ from IRN.datasets import ClassificationDataset
 from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import CAMNet
-from IRN.training import log_writer, make_optimizer, poly_schedule, train_loader
+from IRN.training import make_optimizer, train_epochs, train_loader
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import progress, resolve_device
+from wsgcn.runtime import resolve_device
 from wsgcn.voc import VOC12, read_image_list
 
 
@@ -48,32 +48,21 @@ def run(cfg):
     optimizer = make_optimizer(cfg.cam_optimizer, [{"params": backbone, "lr": cfg.cam_learning_rate},
                                                    {"params": head, "lr": 10 * cfg.cam_learning_rate}],
                                cfg.cam_weight_decay)
-    max_step = len(loader) * cfg.cam_num_epoches
-    scheduler = poly_schedule(optimizer, max_step)
-    writer = log_writer(work.logs / "train_cam")
 
-    step, start = 0, time.time()
-    bar = progress(range(max_step), "train_cam", cfg.quiet, unit="step")
-    for epoch in range(cfg.cam_num_epoches):
-        dataset.set_epoch(epoch)
-        for batch in loader:
-            logits = model(batch["img"].to(device, non_blocking=True))
-            loss = F.multilabel_soft_margin_loss(logits, batch["label"].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            writer.add_scalar("train_cam/loss", loss.item(), step)
-            writer.add_scalar("train_cam/lr", optimizer.param_groups[0]["lr"], step)
-            scheduler.step()
-            step += 1
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}", refresh=False)
+    def losses_of(batch):
+        logits = model(batch["img"].to(device, non_blocking=True))
+        return {"total": F.multilabel_soft_margin_loss(logits, batch["label"].to(device))}
+
+    def validation(epoch, step, writer, bar):
         if val_loader is not None:
             val_loss = validate(model, val_loader, device)
             writer.add_scalar("train_cam/val_loss", val_loss, step)
             bar.write(f"epoch {epoch + 1}: validation loss {val_loss:.4f}")
-    bar.close()
-    writer.close()
+
+    start = time.time()
+    losses = train_epochs("train_cam", dataset, loader, optimizer, cfg.cam_num_epoches, work.logs / "train_cam",
+                          losses_of, cfg.quiet, after_epoch=validation)
     save_checkpoint(model, work / cfg.cam_weights_name)
-    print(f"train_cam: {max_step} steps in {time.time() - start:.0f} s, final loss {loss.item():.4f}, "
+    print(f"train_cam: {len(loader) * cfg.cam_num_epoches} steps in {time.time() - start:.0f} s, "
+          f"final loss {losses['total'].item():.4f}, "
           f"weights {work / cfg.cam_weights_name}")

@@ -9,10 +9,10 @@ from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import load_cam_net
 from IRN.net.resnet50_irn import IRNet, affinity_displacement_loss
-from IRN.training import log_writer, make_optimizer, poly_schedule, train_loader
+from IRN.training import make_optimizer, train_epochs, train_loader
 from wsgcn.affinity import PathIndex
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import progress, resolve_device
+from wsgcn.runtime import resolve_device
 from wsgcn.voc import VOC12, read_image_list
 
 TRAIN_RADIUS = 10
@@ -59,32 +59,18 @@ def run(cfg):
     optimizer = make_optimizer("sgd", [{"params": edge_params, "lr": cfg.irn_learning_rate},
                                        {"params": dp_params, "lr": 10 * cfg.irn_learning_rate}],
                                cfg.irn_weight_decay)
-    max_step = len(loader) * cfg.irn_num_epoches
-    scheduler = poly_schedule(optimizer, max_step)
-    writer = log_writer(work.logs / "train_irn")
 
-    step, start = 0, time.time()
-    bar = progress(range(max_step), "train_irn", cfg.quiet, unit="step")
-    for epoch in range(cfg.irn_num_epoches):
-        dataset.set_epoch(epoch)
-        for batch in loader:
-            edge, disp = model(batch["img"].to(device, non_blocking=True))
-            losses = affinity_displacement_loss(edge, disp, path_index, batch["bg_pos"].to(device),
-                                                batch["fg_pos"].to(device), batch["neg"].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            for key, value in losses.items():
-                writer.add_scalar(f"train_irn/{key}", value.item(), step)
-            writer.add_scalar("train_irn/lr", optimizer.param_groups[0]["lr"], step)
-            scheduler.step()
-            step += 1
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, **{k: f"{v.item():.3f}" for k, v in losses.items() if k != "total"}, refresh=False)
-    bar.close()
-    writer.close()
+    def losses_of(batch):
+        edge, disp = model(batch["img"].to(device, non_blocking=True))
+        return affinity_displacement_loss(edge, disp, path_index, batch["bg_pos"].to(device),
+                                          batch["fg_pos"].to(device), batch["neg"].to(device))
+
+    start = time.time()
+    losses = train_epochs("train_irn", dataset, loader, optimizer, cfg.irn_num_epoches, work.logs / "train_irn",
+                          losses_of, cfg.quiet)
 
     model.mean_shift.running_mean.copy_(mean_displacement(model, voc, read_image_list(cfg.infer_list), cfg, device))
     save_checkpoint(model, work / cfg.irn_weights_name)
-    print(f"train_irn: {max_step} steps in {time.time() - start:.0f} s, final loss {losses['total'].item():.4f}, "
+    print(f"train_irn: {len(loader) * cfg.irn_num_epoches} steps in {time.time() - start:.0f} s, "
+          f"final loss {losses['total'].item():.4f}, "
           f"weights {work / cfg.irn_weights_name}")

@@ -56,5 +56,6 @@ def main(argv=None):
     one_line_warnings()
     run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
 
+
 if __name__ == "__main__":
     main()

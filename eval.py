@@ -4,11 +4,14 @@
                    --list Data/VOC12/train.txt
 
 Prints the per-class IoU table and pixel accuracy, and ends with ``mIoU: 67.89``.
+``--confusion_csv PATH`` writes the 21 x 21 confusion matrix (pixel counts, rows = ground truth);
+``--confusion_png PATH`` draws it row-normalised as a heat map (needs matplotlib).
 """
 import argparse
 import sys
 
-from wsgcn.metrics import evaluate_label_maps, format_iou_table
+from wsgcn.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv
+from wsgcn.plots import plot_confusion, pyplot
 from wsgcn.voc import read_image_list
 
 
@@ -20,19 +23,29 @@ def build_parser():
     parser.add_argument("--list", default="Data/VOC12/train.txt", help="image list (bare names or DeepLab-style lines)")
     parser.add_argument("--upsample", action="store_true",
                         help="upsample (nearest) predictions smaller than their ground truth instead of failing")
+    parser.add_argument("--confusion_csv", metavar="PATH",
+                        help="also write the confusion matrix here: header 'gt\\pred,<classes>', pixel counts")
+    parser.add_argument("--confusion_png", metavar="PATH",
+                        help="also draw the row-normalised confusion matrix here, with the mIoU in the title")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        if args.confusion_png:
+            pyplot()  # fail now, not after the evaluation, when matplotlib is missing
         names = read_image_list(args.list)
         conf = evaluate_label_maps(args.pred, args.gt, names, upsample=args.upsample)
-    except (FileNotFoundError, ValueError) as e:
+    except (ImportError, FileNotFoundError, ValueError) as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 1
     print(f"{len(names)} images, predictions {args.pred}")
     print(format_iou_table(conf))
+    if args.confusion_csv:
+        write_confusion_csv(args.confusion_csv, conf)
+    if args.confusion_png:
+        plot_confusion(args.confusion_png, conf, f"{args.pred} ({len(names)} images)")
     return 0
 
 

@@ -1,10 +1,14 @@
+import csv
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from wsgcn.io import save_label_png
+from wsgcn.metrics import confusion_matrix
+from wsgcn.voc import CLASS_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +41,54 @@ def test_eval_cli_names_missing_predictions(tmp_path):
     assert out.returncode == 1
     assert "2 of 2 predictions missing" in out.stderr and "x, y" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def hand_made_case(tmp_path):
+    """One 5 x 7 image: person (15) in a background field, 4 person pixels predicted background,
+    2 background pixels predicted cat (8), one void pixel; returns (gt, pred, eval arguments)."""
+    gt = np.zeros((5, 7), np.uint8)
+    gt[1:4, 2:6] = 15
+    gt[0, 0] = 255
+    pred = gt.copy()
+    pred[0, 0] = 0
+    pred[1, 2:6] = 0
+    pred[4, 5:7] = 8
+    save_label_png(tmp_path / "gt" / "x.png", gt)
+    save_label_png(tmp_path / "pred" / "x.png", pred)
+    (tmp_path / "list.txt").write_text("x\n")
+    return gt, pred, ["--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--list", tmp_path / "list.txt"]
+
+
+def test_eval_writes_the_confusion_matrix(tmp_path):
+    gt, pred, args = hand_made_case(tmp_path)
+    csv_path, png_path = tmp_path / "out" / "conf.csv", tmp_path / "out" / "conf.png"
+    out = run_eval(*args, "--confusion_csv", csv_path, "--confusion_png", png_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == run_eval(*args).stdout  # the printed table is unchanged
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 22 and all(len(r) == 22 for r in rows)
+    assert rows[0] == ["gt\\pred"] + CLASS_NAMES and [r[0] for r in rows[1:]] == CLASS_NAMES
+    counts = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
+    np.testing.assert_array_equal(counts, confusion_matrix(gt, pred))
+    assert counts[0, 0] == 20 and counts[0, 8] == 2 and counts[15, 0] == 4 and counts[15, 15] == 8
+    assert counts.sum() == 34  # 35 pixels, the void one skipped
+    assert png_path.stat().st_size > 0
+    with Image.open(png_path) as img:
+        img.verify()
+        assert img.format == "PNG" and img.size[0] > 500 and img.size[1] > 500
+    assert sorted(p.name for p in png_path.parent.iterdir()) == ["conf.csv", "conf.png"]  # no temporary left
+
+
+def test_eval_needs_matplotlib_only_for_the_picture(tmp_path):
+    _, _, args = hand_made_case(tmp_path)
+    # matplotlib made unimportable: eval, the metrics and the CSV still work; the picture is a clear error.
+    script = ("import sys; sys.modules['matplotlib'] = None; sys.path.insert(0, sys.argv[1]); import eval; "
+              "sys.exit(eval.main(sys.argv[2:]))")
+    base = [sys.executable, "-c", script, str(ROOT), *map(str, args)]
+    out = subprocess.run(base + ["--confusion_csv", str(tmp_path / "c.csv")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "c.csv").is_file()
+    out = subprocess.run(base + ["--confusion_png", str(tmp_path / "c.png")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1 and "needs matplotlib" in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout == "" and not (tmp_path / "c.png").exists()

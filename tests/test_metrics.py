@@ -1,9 +1,11 @@
+import csv
+
 import numpy as np
 import pytest
 
 from wsgcn.io import save_label_png
-from wsgcn.metrics import (class_iou, confusion_matrix, evaluate_label_maps, format_iou_table, mean_iou,
-                           pixel_accuracy)
+from wsgcn.metrics import (class_iou, class_iou_table, confusion_matrix, evaluate_label_maps, format_iou_table,
+                           mean_iou, pixel_accuracy, write_class_iou_csv, write_confusion_csv)
 
 GT = np.array([[0, 0, 1], [1, 255, 2]])
 PRED = np.array([[0, 1, 1], [2, 0, 2]])
@@ -59,3 +61,32 @@ def test_evaluate_label_maps(tmp_path):
         evaluate_label_maps(pred_dir, gt_dir, ["b"], upsample=True)
     with pytest.raises(FileNotFoundError, match="2 of 3 predictions missing.*c, d"):
         evaluate_label_maps(pred_dir, gt_dir, ["a", "c", "d"])
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_confusion_csv(tmp_path):
+    conf = confusion_matrix(GT, PRED, num_classes=3)
+    write_confusion_csv(tmp_path / "c.csv", conf, ["bg", "a", "b"])
+    assert read_csv(tmp_path / "c.csv") == [["gt\\pred", "bg", "a", "b"], ["bg", "1", "1", "0"],
+                                            ["a", "0", "1", "1"], ["b", "0", "0", "1"]]
+    with pytest.raises(ValueError, match="d.csv.*does not fit 21 classes"):
+        write_confusion_csv(tmp_path / "d.csv", conf)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]  # no temporary file left behind
+
+
+def test_class_iou_table_and_csv(tmp_path):
+    rows = [("A", confusion_matrix(GT, PRED, num_classes=3)), ("B", confusion_matrix(GT, GT, num_classes=3))]
+    table = class_iou_table(rows)
+    np.testing.assert_allclose(table, [[1 / 2, 1 / 3, 1 / 2, 4 / 9], [1, 1, 1, 1]])
+    write_class_iou_csv(tmp_path / "iou.csv", rows, ["bg", "a", "b"])
+    assert read_csv(tmp_path / "iou.csv") == [["class", "A", "B"], ["bg", "50.00", "100.00"],
+                                              ["a", "33.33", "100.00"], ["b", "50.00", "100.00"],
+                                              ["mIoU", "44.44", "100.00"]]
+    # A class absent from truth and prediction is an empty cell, not 0.
+    write_class_iou_csv(tmp_path / "iou21.csv", [("A", confusion_matrix(GT, PRED))])
+    written = read_csv(tmp_path / "iou21.csv")
+    assert len(written) == 23 and written[4] == ["bird", ""] and written[-1] == ["mIoU", "44.44"]

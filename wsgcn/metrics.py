@@ -3,12 +3,13 @@
 Every step that reports a score (eval_cam, eval_sem_seg, eval.py, the train.sh table) goes
 through :func:`evaluate_label_maps`, so all of them count pixels the same way.
 """
+import csv
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from wsgcn.io import load_label_png
+from wsgcn.io import atomic_path, load_label_png
 from wsgcn.voc import CLASS_NAMES, NUM_CLASSES
 
 
@@ -84,3 +85,35 @@ def evaluate_label_maps(pred_dir, gt_dir, names, upsample=False, num_classes=NUM
             pred = np.asarray(Image.fromarray(pred).resize((gt.shape[1], gt.shape[0]), Image.NEAREST))
         conf += confusion_matrix(gt, pred, num_classes)
     return conf
+
+
+def write_confusion_csv(path, conf, class_names=CLASS_NAMES):
+    """Write the (C, C) confusion matrix as CSV, atomically: a header ``gt\\pred,<class names>``,
+    then one row per ground-truth class, its name and C integer pixel counts."""
+    conf = np.asarray(conf)
+    if conf.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"{path}: confusion matrix {conf.shape} does not fit {len(class_names)} classes")
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["gt\\pred", *class_names])
+        writer.writerows([name, *map(int, counts)] for name, counts in zip(class_names, conf))
+
+
+def class_iou_table(rows):
+    """(S, C + 1) IoU fractions of S stages: each row the C class IoUs (NaN for an absent class),
+    then the mIoU.  rows: list of (stage, (C, C) confusion matrix)."""
+    return np.array([np.append(class_iou(conf), mean_iou(conf)) for _, conf in rows])
+
+
+def write_class_iou_csv(path, rows, class_names=CLASS_NAMES):
+    """Write per-class IoU in percent (2 decimals) as CSV, atomically.
+
+    rows: list of (stage, (C, C) confusion matrix).  Header ``class,<stages>``; one line per
+    class, then ``mIoU``.  A class absent from truth and prediction (IoU NaN) is an empty cell.
+    """
+    table = class_iou_table(rows).T  # (C + 1, S)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", *(stage for stage, _ in rows)])
+        for name, values in zip([*class_names, "mIoU"], table):
+            writer.writerow([name, *("" if np.isnan(v) else f"{100 * v:.2f}" for v in values)])

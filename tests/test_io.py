@@ -63,3 +63,15 @@ def test_npz_round_trip_and_pickle_refused(tmp_path):
     np.savez(tmp_path / "evil.npz", payload=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="evil.npz.*pickled"):
         load_npz(tmp_path / "evil.npz")
+
+
+def test_atomic_outputs_get_an_ordinary_file_mode(tmp_path):
+    import os
+    import stat
+
+    from wsgcn.io import save_npz
+
+    save_npz(tmp_path / "a.npz", x=np.zeros(2))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.npz").stat().st_mode) == 0o666 & ~mask

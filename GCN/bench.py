@@ -1,6 +1,7 @@
 """Benchmark of the GCN stage's graph formulations on synthetic inputs of one size.
 
     python GCN/bench.py --nodes 125x94 --device cpu
+    python GCN/bench.py --nodes 125x94 --device cuda --modes lowmem --batch 32
 
 Times one image's GCN stage (graph + Laplacian + ``--epochs`` epochs + labels) three ways, each
 in a fresh process, and prints one JSON line per mode:
@@ -104,14 +105,15 @@ def _status_mb(field):
     return float("nan")
 
 
-def run_mode(mode, h, w, device_name, epochs, stored_graph, queue):
+def run_mode(mode, h, w, device_name, epochs, batch, stored_graph, queue):
     torch.manual_seed(0)
     device = torch.device(device_name)
     inputs = synthetic_inputs(h, w)
+    batch_inputs = [inputs] + [replace(synthetic_inputs(h, w, seed), name=f"synthetic{seed}") for seed in range(1, batch)]
     cfg = replace(GCNConfig(), max_epoch=epochs, graph="lowmem" if mode == "lowmem" else "dense")
     # Warm up (lazy initialisation of kernels and libraries costs seconds on a first call).
     warm = replace(cfg, max_epoch=2)
-    train_gcn(synthetic_inputs(12, 12), warm, device)
+    train_gcn([synthetic_inputs(12, 12)], warm, device)
     if mode == "original":
         original_stage(synthetic_inputs(12, 12), warm, device, stored_graph.with_name("warm.npy"))
     if device.type == "cuda":
@@ -123,7 +125,7 @@ def run_mode(mode, h, w, device_name, epochs, stored_graph, queue):
     if mode == "original":
         log_probs = original_stage(inputs, cfg, device, stored_graph)
     else:
-        log_probs, _ = train_gcn(inputs, cfg, device)
+        log_probs = train_gcn(batch_inputs, cfg, device)[0][0]
     keys = torch.as_tensor(np.concatenate([[0], inputs.keys + 1]), device=log_probs.device)
     labels = keys[log_probs[keys].argmax(0)].cpu().numpy()
     if device.type == "cuda":
@@ -131,7 +133,8 @@ def run_mode(mode, h, w, device_name, epochs, stored_graph, queue):
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
     else:
         peak = _status_mb("VmHWM") - resident
-    queue.put((mode, time.perf_counter() - start, peak, labels))
+    images = 1 if mode == "original" else batch
+    queue.put((mode, (time.perf_counter() - start) / images, peak, labels))
 
 
 def main(argv=None):
@@ -140,6 +143,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=250)
     parser.add_argument("--modes", default="original,dense,lowmem")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="dense and lowmem: train this many images' GCNs together (sec_per_image is per image)")
     args = parser.parse_args(argv)
     h, w = (int(v) for v in args.nodes.lower().split("x"))
     modes = args.modes.split(",")
@@ -153,7 +158,7 @@ def main(argv=None):
                 np.save(path, dense_transition_power(boundary, 10, 8).numpy())
         for mode in modes:
             queue = context.Queue()
-            process = context.Process(target=run_mode, args=(mode, h, w, args.device, args.epochs, stored, queue))
+            process = context.Process(target=run_mode, args=(mode, h, w, args.device, args.epochs, args.batch, stored, queue))
             process.start()
             results[mode] = queue.get()
             process.join()
@@ -161,7 +166,7 @@ def main(argv=None):
     original_time = results["original"][1] if "original" in results else None
     for mode, seconds, peak, labels in results.values():
         print(json.dumps({
-            "mode": mode, "nodes": h * w, "device": args.device, "sec_per_image": round(seconds, 3),
+            "mode": mode, "nodes": h * w, "device": args.device, "batch": 1 if mode == "original" else args.batch, "sec_per_image": round(seconds, 3),
             "peak_mb": round(peak, 1),
             "label_agreement": None if reference is None else round(float((labels == reference).mean()), 4),
             "speedup": None if original_time is None else round(original_time / seconds, 2),

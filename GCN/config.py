@@ -39,6 +39,8 @@ class GCNConfig(CommonConfig):
     graph: str = field("lowmem", "the GCN's graph M: lowmem (rank-limited operator, O(N) memory) or dense (exact, N x N in memory)")
     graph_rank: int = field(64, "lowmem: eigenpairs kept of the non-isolated nodes' affinity")
     graph_isolation: float = field(0.01, "lowmem: nodes with less off-diagonal affinity mass are split off")
+    batch_images: int = field(0, "images whose GCNs train together in one set of launches, each with "
+                                 "its own model and seed (0: 32 on CUDA, 1 on the CPU)")
     restrict_to_image_classes: bool = field(True, "predict only background and the image's classes "
                                                   "(False: the original argmax over all 21)")
     # §8 dense CRF refinement

@@ -4,6 +4,10 @@ the class-boundary map that the IRN stage stores, never read from disk as a dens
 Two modes: ``exact_adjacency``, the reference, a dense (N, N) matrix in memory only (N = h*w
 nodes; about 550 MB in float32 for a 500x375 VOC image, and 8 dense squarings to get T^256),
 and ``LowRankGraph``, an operator that needs O(N * rank) memory.
+
+Batches: several images' graphs act on one (B, H*W, C) tensor, image b's (h_b, w_b) grid laid
+out in the top-left corner of a common (H, W) grid (``grid_index``); nodes outside it are
+padding, which the graphs neither read nor write.
 """
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +25,61 @@ def exact_adjacency(boundary, beta=10, exp_times=8, radius=5):
     return m / m.sum(1, keepdim=True)
 
 
+def grid_index(shape, grid):
+    """Where the nodes of an (h, w) grid sit on a larger (H, W) grid: (h*w,) int64 indices."""
+    (h, w), width = shape, grid[1]
+    return (np.arange(h)[:, None] * width + np.arange(w)[None, :]).reshape(-1)
+
+
+def batched_exact_adjacency(boundaries, grid, beta=10, exp_times=8, radius=5):
+    """A list of B boundary maps (h_b, w_b) -> (B, H*W, H*W) with each image's M on its nodes
+    and zeros elsewhere."""
+    n = grid[0] * grid[1]
+    out = boundaries[0].new_zeros(len(boundaries), n, n)
+    for b, boundary in enumerate(boundaries):
+        index = torch.as_tensor(grid_index(boundary.shape, grid), device=boundary.device)
+        out[b, index[:, None], index[None, :]] = exact_adjacency(boundary, beta, exp_times, radius)
+    return out
+
+
+def low_rank_parts(boundary, beta=10, exp_times=8, radius=5, rank=64, isolation=0.01, groups=64):
+    """The CPU half of a :class:`LowRankGraph` for one boundary map (h, w): a dict of numpy arrays
+    (float64) from which ``LowRankGraph`` assembles the device tensors of one or many images.
+
+    Nodes are split into ``kept`` ones, sorted by degree into ``groups`` groups of equal size
+    (padded), and ``alone`` (isolated) ones.  Keys: ``shape``; ``kept``, ``alone`` node indices;
+    ``sqrt_d`` (n_kept,) in degree order; ``u`` and ``u_lam`` = U Λ^k (n_kept, r) in degree order;
+    ``left`` (n_kept, r) in degree order, ``right`` (r, n_alone), ``stay`` (n_alone,).
+    """
+    boundary = torch.as_tensor(np.asarray(boundary.detach().cpu() if torch.is_tensor(boundary) else boundary))
+    steps = 2 ** exp_times
+    n = boundary.numel()
+    rows, cols, values = (t.numpy() for t in affinity_graph(boundary.double(), radius))
+    a = sp.csr_matrix((values ** beta, (rows, cols)), shape=(n, n))
+    d = np.asarray(a.sum(0)).ravel()
+    isolated = (d - 1.0) < isolation
+    kept, alone = np.flatnonzero(~isolated), np.flatnonzero(isolated)
+
+    a_kept = a[kept][:, kept]
+    d_kept = np.asarray(a_kept.sum(0)).ravel()
+    s = (sp.diags(d_kept ** -0.5) @ a_kept @ sp.diags(d_kept ** -0.5)).tocsr()
+    lam, u = _top_eigenpairs(s, rank)
+    lam_k = np.clip(lam, 0.0, None) ** steps
+
+    # What leaks from an isolated node: its neighbours' share, then T_R^k.
+    stay = (1.0 / d[alone]) ** steps
+    q = a[kept][:, alone].tocsc()
+    q = q @ sp.diags(1.0 / np.maximum(np.asarray(q.sum(0)).ravel(), 1e-300))
+    # C = T_R^k Q diag(1 - stay) = (D^½ U Λ^k) (Uᵀ D^-½ Q diag(1 - stay)) = left @ right
+    left = np.sqrt(d_kept)[:, None] * u * lam_k[None, :]
+    right = (q.T @ (u / np.sqrt(d_kept)[:, None])).T * (1.0 - stay)[None, :]
+
+    order = np.argsort(d_kept, kind="stable")
+    return dict(shape=tuple(boundary.shape), groups=groups, kept=kept[order], alone=alone,
+                sqrt_d=np.sqrt(d_kept)[order], u=u[order], u_lam=(u * lam_k[None, :])[order],
+                left=left[order], right=right, stay=stay)
+
+
 class LowRankGraph:
     """M = rownorm(max(T^256, T^256ᵀ) + I) as an operator Y -> M Y that never forms an N x N matrix.
 
@@ -31,87 +90,109 @@ class LowRankGraph:
 
     S^k (k = 2^exp_times) keeps only the eigenvalues near 1, so its top ``rank`` eigenpairs
     U Λ Uᵀ represent it.  Sorting the nodes by degree, the sums over j with d_j < d_i and over
-    d_j > d_i are prefix sums over groups of nodes of close degree (see ``_max_product``).  Nodes whose affinities to
-    every neighbour vanish after the power β (off-diagonal mass below ``isolation``) would each
-    add an eigenvalue near 1; they are split off: such a node keeps T^k_ii ≈ (1/d_i)^k, and
-    what leaks from it goes to its neighbours and then walks as they do (T_R^k q_i, q_i = its
-    normalised affinities), which also gives the node's row of the symmetric max.
+    d_j > d_i are prefix sums over groups of nodes of close degree (see ``_max_product``).
+    Nodes whose affinities to every neighbour vanish after the power β (off-diagonal mass below
+    ``isolation``) would each add an eigenvalue near 1; they are split off: such a node keeps
+    T^k_ii ≈ (1/d_i)^k, and what leaks from it goes to its neighbours and then walks as they do
+    (T_R^k q_i, q_i = its normalised affinities), which also gives the node's row of the
+    symmetric max.
+
+    ``LowRankGraph(boundary)`` is one image's operator on (N, C); ``LowRankGraph.batch(parts,
+    grid, device)`` stacks many images' :func:`low_rank_parts` into one operator on (B, H*W, C),
+    zero-padded so that each image's product is the one it gets alone.
     """
 
-    def __init__(self, boundary, beta=10, exp_times=8, radius=5, rank=32, isolation=0.01, buckets=64):
-        device, dtype = boundary.device, torch.float32
-        steps = 2 ** exp_times
-        n = boundary.numel()
-        rows, cols, values = (t.cpu().numpy() for t in affinity_graph(boundary.detach().double().cpu(), radius))
-        a = sp.csr_matrix((values ** beta, (rows, cols)), shape=(n, n))
-        d = np.asarray(a.sum(0)).ravel()
-        isolated = (d - 1.0) < isolation
-        kept, alone = np.flatnonzero(~isolated), np.flatnonzero(isolated)
+    def __init__(self, boundary, beta=10, exp_times=8, radius=5, rank=64, isolation=0.01, groups=64):
+        parts = low_rank_parts(boundary, beta, exp_times, radius, rank, isolation, groups)
+        self._assemble([parts], parts["shape"], boundary.device)
 
-        a_kept = a[kept][:, kept]
-        d_kept = np.asarray(a_kept.sum(0)).ravel()
-        s = (sp.diags(d_kept ** -0.5) @ a_kept @ sp.diags(d_kept ** -0.5)).tocsr()
-        lam, u = _top_eigenpairs(s, rank)
-        lam_k = np.clip(lam, 0.0, None) ** steps
+    @classmethod
+    def batch(cls, parts, grid, device="cpu"):
+        """One operator on (B, H*W, C) from B images' :func:`low_rank_parts`, grids within ``grid``."""
+        graph = cls.__new__(cls)
+        graph._assemble(parts, tuple(grid), torch.device(device))
+        return graph
 
-        # What leaks from an isolated node: its neighbours' share, then T_R^k.
-        stay = (1.0 / d[alone]) ** steps
-        q = a[kept][:, alone].tocsc()
-        q = q @ sp.diags(1.0 / np.maximum(np.asarray(q.sum(0)).ravel(), 1e-300))
-        # C = T_R^k Q diag(1 - stay) = (D^½ U Λ^k) (Uᵀ D^-½ Q diag(1 - stay)) = left @ right
-        left = np.sqrt(d_kept)[:, None] * u * lam_k[None, :]
-        right = (q.T @ (u / np.sqrt(d_kept)[:, None])).T * (1.0 - stay)[None, :]
+    def _assemble(self, parts, grid, device):
+        """Stack the images' parts, each padded to common sizes with zeros, in the operator's node
+        order per image: [kept by degree in ``groups`` groups of ``size`` rows, isolated]."""
+        if len({p["groups"] for p in parts}) != 1:
+            raise ValueError("the images of a batch must use the same number of degree groups")
+        groups, n = parts[0]["groups"], grid[0] * grid[1]
+        size = max(1, max(-(-len(p["kept"]) // groups) for p in parts))
+        rank = max(p["u"].shape[1] for p in parts)
+        alone = max(len(p["alone"]) for p in parts)
+        rows = groups * size + alone
 
-        # Nodes sorted by degree, in ``buckets`` groups of equal size (padded with zero rows).
-        order = np.argsort(d_kept, kind="stable")
-        groups = max(1, min(buckets, len(kept) // 8))
-        size = -(-len(kept) // groups)
-        pad = groups * size - len(kept)
-        t = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)  # noqa: E731
-        padded = lambda x: np.concatenate([x, np.zeros((pad,) + x.shape[1:])])  # noqa: E731
-        self.n, self.groups, self.size = n, groups, size
-        self.kept, self.alone = t(kept).long(), t(alone).long()
-        self.kept_sorted = t(kept[order]).long()
-        self.sqrt_d = t(padded(np.sqrt(d_kept)[order])).view(groups, size, 1)
-        self.inv_sqrt_d = t(padded(1.0 / np.sqrt(d_kept)[order])).view(groups, size, 1)
-        self.u = t(padded(u[order])).view(groups, size, u.shape[1])                  # (G, n_g, r)
-        self.u_lam = t(padded((u * lam_k[None, :])[order])).view(groups, size, u.shape[1])
-        self.left, self.right, self.stay = t(left), t(right), t(stay)
-        self.row_sums = self._max_product(torch.ones(n, 1, dtype=dtype, device=device)) + 1.0
+        def stack(key, shape):
+            out = np.zeros((len(parts),) + shape)
+            for b, p in enumerate(parts):
+                out[(b,) + tuple(slice(0, s) for s in p[key].shape)] = p[key]
+            return out
+
+        # perm: per image, the row of the zero-extended Y (H*W + 1 rows; row H*W is zero) that
+        # each operator row reads; position: the operator row (of rows + 1; the last is zero)
+        # that each grid node reads back.  Both are offset to index the flattened batch.
+        perm = np.full((len(parts), rows), n)
+        position = np.full((len(parts), n), rows)
+        for b, p in enumerate(parts):
+            index = grid_index(p["shape"], grid)
+            kept, lone = index[p["kept"]], index[p["alone"]]
+            perm[b, : len(kept)], perm[b, groups * size: groups * size + len(lone)] = kept, lone
+            position[b, kept] = np.arange(len(kept))
+            position[b, lone] = groups * size + np.arange(len(lone))
+        perm += (n + 1) * np.arange(len(parts))[:, None]
+        position += (rows + 1) * np.arange(len(parts))[:, None]
+
+        sqrt_d = stack("sqrt_d", (groups * size,))[..., None]
+        inv_sqrt_d = np.divide(1.0, sqrt_d, out=np.zeros_like(sqrt_d), where=sqrt_d > 0)
+        u, u_lam = stack("u", (groups * size, rank)), stack("u_lam", (groups * size, rank))
+        t = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=device)  # noqa: E731
+        self.n, self.groups, self.size, self.rank = n, groups, size, rank
+        self.kept = torch.as_tensor(np.concatenate([p["kept"] for p in parts]), device=device)
+        self.alone = torch.as_tensor(np.concatenate([p["alone"] for p in parts]), device=device)
+        self.perm = torch.as_tensor(perm.reshape(-1), device=device)
+        self.position = torch.as_tensor(position.reshape(-1), device=device)
+        # (B, G, 2r, n_g): [U/√d, U√d]ᵀ per group, and (B, G, n_g, 2r): [√d UΛ^k, UΛ^k/√d] per group.
+        shape = (len(parts), groups, size, 2 * rank)
+        self.project = t(np.concatenate([u * inv_sqrt_d, u * sqrt_d], -1)).view(shape).transpose(2, 3)
+        self.expand = t(np.concatenate([u_lam * sqrt_d, u_lam * inv_sqrt_d], -1)).view(shape)
+        self.left = t(stack("left", (groups * size, rank)))               # (B, G*n_g, r)
+        self.right = t(stack("right", (rank, alone)))                      # (B, r, A)
+        self.stay = t(stack("stay", (alone,)))[..., None]                  # (B, A, 1)
+        self.row_sums = self._max_product(torch.ones(len(parts), n, 1, device=device)) + 1.0
 
     def _max_product(self, y):
-        """max(T^k, T^kᵀ) Y for Y (N, C).
+        """max(T^k, T^kᵀ) Y for Y (B, H*W, C).
 
         For i in degree group g: the groups below give √(d_i/d_j) S_ij Y_j exactly, those above
         √(d_j/d_i) S_ij Y_j; inside its own group, where the degrees are close, the max of the
         two ratios is replaced by their mean (the error grows like the squared log-ratio of the
-        group's degrees).  Everything is a batched (G, n_g, r) x (G, r, C) product.
+        group's degrees).  Everything is a batched (n_g, 2r) x (2r, C) product, between one
+        gather of Y into the operator's node order and one gather back.
         """
-        out = torch.zeros_like(y)
+        batch, c = y.shape[0], y.shape[2]
+        kept_rows = self.groups * self.size
         # index_select, not y[idx]: its gradient is an index_add, much faster than index_put on the CPU
-        y_kept, y_alone = y.index_select(0, self.kept), y.index_select(0, self.alone)
-        if len(self.kept):
-            ys = torch.cat([y.index_select(0, self.kept_sorted),
-                            y.new_zeros(self.groups * self.size - len(self.kept), y.shape[1])])
-            ys = ys.view(self.groups, self.size, -1)
-            z_low = self.u.transpose(1, 2) @ (ys * self.inv_sqrt_d)    # (G, r, C): U_gᵀ (Y_g / √d)
-            z_high = self.u.transpose(1, 2) @ (ys * self.sqrt_d)       # (G, r, C): U_gᵀ (Y_g √d)
-            below = torch.cumsum(z_low, 0) - z_low / 2                 # groups before g, half of g
-            above = torch.flip(torch.cumsum(torch.flip(z_high, [0]), 0), [0]) - z_high / 2
-            kept_out = self.sqrt_d * (self.u_lam @ below) + self.inv_sqrt_d * (self.u_lam @ above)
-            kept_out = kept_out.reshape(-1, y.shape[1])[: len(self.kept)]
-            out = out.index_add(0, self.kept_sorted, kept_out)
-            if len(self.alone):
-                out = out.index_add(0, self.kept, self.left @ (self.right @ y_alone))
-        if len(self.alone):
-            alone_out = self.stay[:, None] * y_alone
-            if len(self.kept):
-                alone_out = alone_out + self.right.t() @ (self.left.t() @ y_kept)
-            out = out.index_add(0, self.alone, alone_out)
-        return out
+        yp = torch.cat([y, y.new_zeros(batch, 1, c)], 1).view(-1, c).index_select(0, self.perm)
+        yp = yp.view(batch, -1, c)
+        ys, y_alone = yp[:, :kept_rows], yp[:, kept_rows:]
+        z = self.project @ ys.view(batch, self.groups, self.size, c)   # (B, G, 2r, C)
+        z_low, z_high = z[:, :, : self.rank], z[:, :, self.rank:]      # U_gᵀ(Y_g/√d), U_gᵀ(Y_g√d)
+        before = torch.cumsum(z_low, 1) - z_low / 2                     # groups before g, half of g
+        after = z_high.sum(1, keepdim=True) - torch.cumsum(z_high, 1) + z_high / 2  # after g, half of g
+        out = (self.expand @ torch.cat([before, after], 2)).view(batch, kept_rows, c)
+        if y_alone.shape[1]:
+            out = out + self.left @ (self.right @ y_alone)
+            alone_out = self.stay * y_alone + self.right.transpose(1, 2) @ (self.left.transpose(1, 2) @ ys)
+            out = torch.cat([out, alone_out], 1)
+        out = torch.cat([out, out.new_zeros(batch, 1, c)], 1).view(-1, c).index_select(0, self.position)
+        return out.view(batch, self.n, c)
 
     def __call__(self, y):
-        """M Y for Y (N, C) on the graph's device."""
+        """M Y for Y (N, C) (one image) or (B, H*W, C) (a batch) on the graph's device."""
+        if y.dim() == 2:
+            return self(y[None])[0]
         return (self._max_product(y) + y) / self.row_sums
 
 
@@ -128,11 +209,20 @@ def _top_eigenpairs(s, rank):
     return lam, u
 
 
-def build_graph(boundary, cfg):
-    """The GCN's graph for a boundary map (h, w) on its device, in the mode ``cfg.graph``:
-    a dense (N, N) tensor or a :class:`LowRankGraph` operator (both accepted by the GCN layers)."""
+def build_graph(boundaries, cfg, grid=None, parts=None):
+    """The GCN's graph for a list of B boundary maps (h_b, w_b) on the device, laid out on the
+    (H, W) ``grid`` (default: the first map's shape), in the mode ``cfg.graph``: a dense
+    (B, H*W, H*W) tensor or a :class:`LowRankGraph`; both act on (B, H*W, C).  ``parts``: the
+    maps' :func:`low_rank_parts`, when already computed (e.g. in data-loading workers)."""
+    grid = tuple(grid or boundaries[0].shape)
     if cfg.graph == "dense":
-        return exact_adjacency(boundary, cfg.beta, cfg.exp_times)
+        return batched_exact_adjacency(boundaries, grid, cfg.beta, cfg.exp_times)
     if cfg.graph == "lowmem":
-        return LowRankGraph(boundary, cfg.beta, cfg.exp_times, rank=cfg.graph_rank, isolation=cfg.graph_isolation)
+        parts = parts or [graph_parts(b, cfg) for b in boundaries]
+        return LowRankGraph.batch(parts, grid, boundaries[0].device)
     raise ValueError(f"--graph {cfg.graph!r}: use dense or lowmem")
+
+
+def graph_parts(boundary, cfg):
+    """:func:`low_rank_parts` with the settings of ``cfg`` (a GCNConfig)."""
+    return low_rank_parts(boundary, cfg.beta, cfg.exp_times, rank=cfg.graph_rank, isolation=cfg.graph_isolation)

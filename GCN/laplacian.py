@@ -55,18 +55,60 @@ def colour_position_pairs(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, r
 
 class GridLaplacian:
     """The same L kept as one weight map per neighbour offset, for the GCN's smoothness term:
-    trace(Yᵀ L Y) = Σ_pairs S_ij ||y_i - y_j||², each offset a difference of two shifted views
-    of Y on the grid -- no sparse product and no scatter, in training or in its gradient."""
+    L Y = D Y - S Y with S Y a sum of shifted, weighted views of Y on the grid -- no sparse
+    product and no scatter.  ``quadratic_form`` computes L Y once and gives trace(Yᵀ L Y) the
+    gradient 2 L Y directly, instead of differentiating through every shift.
 
-    def __init__(self, image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2, device=None,
-                 dtype=torch.float32):
-        offsets, self.shape = _offset_weights(image, rgb_scale, xy_scale, radius_rows, radius_cols, device)
-        self.offsets = [(i, j, wt.to(dtype)[..., None]) for i, j, wt in offsets]
+    ``images``: one (h, w, 3) image in 0..255, or a list of B of them laid out on a common
+    ``grid`` (H, W) as in :func:`GCN.graph.grid_index`; pairs with a padding node weigh 0.
+    """
+
+    def __init__(self, images, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2, device=None,
+                 dtype=torch.float32, grid=None):
+        images = images if isinstance(images, (list, tuple)) else [images]
+        per_image = [_offset_weights(im, rgb_scale, xy_scale, radius_rows, radius_cols, device) for im in images]
+        self.shape = tuple(grid or per_image[0][1])
+        height, width = self.shape
+        device = per_image[0][0][0][2].device if per_image[0][0] else device
+        self.offsets, degree = [], torch.zeros(len(images), height, width, dtype=torch.float64, device=device)
+        for k, (dy, dx) in enumerate(off for off in _offsets(radius_rows, radius_cols) if off[0] > 0 or off[1] > 0):
+            i = (slice(None), slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
+            j = (slice(None), slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
+            weight = torch.zeros(len(images), max(0, height - dy), max(0, width - abs(dx)), dtype=torch.float64, device=device)
+            for b, (offsets, _) in enumerate(per_image):
+                wt = offsets[k][2]
+                weight[b, : wt.shape[0], : wt.shape[1]] = wt  # the image's pairs sit in the top-left corner
+            degree[i] += weight
+            degree[j] += weight
+            self.offsets.append((i, j, weight.to(dtype)[..., None]))
+        self.degree = degree.to(dtype)[..., None]
+
+    def apply(self, y):
+        """L Y for Y (B, H*W, C) (or (N, C) for one image), nodes in row-major order."""
+        grid = y.reshape(-1, *self.shape, y.shape[-1])
+        out = self.degree * grid
+        for i, j, wt in self.offsets:
+            out[i] -= wt * grid[j]
+            out[j] -= wt * grid[i]
+        return out.view_as(y)
 
     def quadratic_form(self, y):
-        """trace(Yᵀ L Y) for Y (N, C), N = h*w in row-major order."""
-        grid = y.view(*self.shape, -1)
-        return sum((wt * (grid[j] - grid[i]) ** 2).sum() for i, j, wt in self.offsets)
+        """trace(Yᵀ L Y) per image: a scalar for Y (N, C), (B,) for Y (B, H*W, C).
+        Differentiable in Y (d/dY = 2 L Y, L being symmetric)."""
+        return _QuadraticForm.apply(y, self)
+
+
+class _QuadraticForm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, laplacian):
+        ly = laplacian.apply(y.detach())
+        ctx.save_for_backward(ly)
+        return (y * ly).sum((-2, -1))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (ly,) = ctx.saved_tensors
+        return 2 * grad[..., None, None] * ly, None
 
 
 def colour_position_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2,

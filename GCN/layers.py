@@ -31,7 +31,9 @@ def propagate(m, x):
 
 
 class GraphConvolution(nn.Module):
-    """(N, in_features) float32 -> (N, out_features) float32: M (X W) + b.
+    """(N, in_features) float32 -> (N, out_features) float32: M (X W) + b.  The same code runs
+    B graphs at once, (B, N, in) -> (B, N, out), when weight is (B, in, out) and bias (B, 1, out)
+    (see ``GCN.stack``).
 
     weight (in_features, out_features) and bias (out_features,) start uniform in
     ±1/sqrt(out_features), as pygcn's reset_parameters.
@@ -59,9 +61,10 @@ class GraphConvolution(nn.Module):
         """
         if x_propagated is not None:
             out = x_propagated @ self.weight
+        elif self.out_features < self.in_features:
+            out = as_propagator(propagate)(x @ self.weight)  # propagate the narrower side
         else:
-            # Multiply by W first: propagating out_features columns is cheaper when W narrows.
-            out = as_propagator(propagate)(x @ self.weight)
+            out = as_propagator(propagate)(x) @ self.weight
         return out + self.bias if self.bias is not None else out
 
     def extra_repr(self):

@@ -100,3 +100,16 @@ def test_grid_laplacian_equals_the_sparse_trace():
         expected.item(), rel=1e-10)
     src, dst, _ = colour_position_pairs(image)
     assert len(src) == len(set(zip(src.tolist(), dst.tolist()))) and (src != dst).all()
+
+
+def test_grid_laplacian_gradient_is_twice_l_y():
+    import numpy as np
+
+    from GCN.laplacian import GridLaplacian, colour_position_laplacian
+
+    image = np.random.default_rng(4).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    lap = colour_position_laplacian(image, dtype=torch.float64).to_dense()
+    y = torch.randn(30, 3, dtype=torch.float64, requires_grad=True)
+    GridLaplacian(image, dtype=torch.float64).quadratic_form(y).backward()
+    torch.testing.assert_close(y.grad, 2 * lap @ y.detach())
+    assert torch.autograd.gradcheck(GridLaplacian(image, dtype=torch.float64).quadratic_form, (y,))

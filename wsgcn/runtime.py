@@ -44,10 +44,15 @@ class _PerImage(torch.utils.data.Dataset):
         return self.fn(self.names[idx])
 
 
+def _as_is(item):
+    return item
+
+
 def map_images(fn, names, num_workers=0, desc="", quiet=False):
     """Apply ``fn(name)`` to every image, in ``num_workers`` processes (0: this one), with a
     progress bar; yields the results in list order.  For per-image CPU work such as CRFs."""
-    loader = torch.utils.data.DataLoader(_PerImage(fn, names), batch_size=None, num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(_PerImage(fn, names), batch_size=None, num_workers=num_workers,
+                                         collate_fn=_as_is)
     yield from progress(loader, desc, quiet, total=len(names))
 
 

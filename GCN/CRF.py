@@ -16,11 +16,11 @@ import numpy as np  # noqa: E402
 
 from GCN.config import PROFILES, GCNConfig  # noqa: E402
 from GCN.dataset import find_logit_file, load_logits  # noqa: E402
-from wsgcn.config import parse_config  # noqa: E402
 from wsgcn.crf import dense_crf  # noqa: E402
 from wsgcn.io import save_label_png, save_npz  # noqa: E402
 from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import map_images, one_line_warnings  # noqa: E402
+from wsgcn.runtime import Failures, map_images, pending_images  # noqa: E402
+from wsgcn.scripts import script_main  # noqa: E402
 from wsgcn.voc import VOC12, read_image_list  # noqa: E402
 
 
@@ -42,17 +42,21 @@ def refine_image(cfg, voc, work, name):
 
 
 def run(cfg):
-    voc, work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
+    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
     job = functools.partial(refine_image, cfg, voc, work)
-    names = read_image_list(cfg.train_list)
-    for _ in map_images(job, names, cfg.num_workers, "CRF", cfg.quiet):
-        pass
-    print(f"CRF: {len(names)} images, labels in {work.crf_label}")
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite)
+    failures = Failures("CRF", work.crf_label)
+    done = sum(1 for _ in map_images(job, names, cfg.num_workers, "CRF", cfg.quiet, failures))
+    print(f"CRF: {done} images, labels in {work.crf_label}")
+    failures.finish()
+
+
+def outputs(work, name):
+    return [work.crf_logit / f"{name}.npz", work.crf_label / f"{name}.png"]
 
 
 def main(argv=None):
-    one_line_warnings()
-    run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
+    return script_main(run, GCNConfig, PROFILES, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from GCN.config import PROFILES, GCNConfig  # noqa: E402
 from GCN.dataset import grid_cams, grid_image  # noqa: E402
 from GCN.partial_labels import partial_pseudo_labels  # noqa: E402
 from wsgcn.cams import find_cam_file, strided_size  # noqa: E402
-from wsgcn.config import parse_config  # noqa: E402
 from wsgcn.io import save_label_png  # noqa: E402
 from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import map_images, one_line_warnings  # noqa: E402
+from wsgcn.runtime import Failures, map_images, pending_images  # noqa: E402
+from wsgcn.scripts import script_main  # noqa: E402
 from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list  # noqa: E402
 
 
@@ -45,16 +45,22 @@ def make_partial_labels(cfg, voc, work, name):
 
 def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
-    names = read_image_list(cfg.train_list)
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite)
     job = functools.partial(make_partial_labels, cfg, voc, work)
-    coverage = [c for _, c in map_images(job, names, cfg.num_workers, "make_dataset", cfg.quiet)]
-    print(f"make_dataset: {len(names)} images, {100 * np.mean(coverage):.1f} % of the nodes labelled, "
-          f"in {work.partial_labels}")
+    failures = Failures("make_dataset", work.partial_labels)
+    coverage = [c for _, c in map_images(job, names, cfg.num_workers, "make_dataset", cfg.quiet, failures)]
+    if coverage:
+        print(f"make_dataset: {len(coverage)} images, {100 * np.mean(coverage):.1f} % of the nodes labelled, "
+              f"in {work.partial_labels}")
+    failures.finish()
+
+
+def outputs(work, name):
+    return [work.partial_labels / f"{name}.png", work.partial_labels_full / f"{name}.png"]
 
 
 def main(argv=None):
-    one_line_warnings()
-    run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
+    return script_main(run, GCNConfig, PROFILES, argv, __doc__)
 
 
 if __name__ == "__main__":

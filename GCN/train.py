@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import numpy as np  # noqa: E402
+from tensorboardX import SummaryWriter  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -26,11 +27,12 @@ from GCN.layers import propagate  # noqa: E402
 from GCN.laplacian import GridLaplacian  # noqa: E402
 from GCN.losses import PADDING, total_loss  # noqa: E402
 from GCN.models import GCN  # noqa: E402
+from wsgcn import distributed  # noqa: E402
 from wsgcn.cams import key_labels  # noqa: E402
-from wsgcn.config import parse_config  # noqa: E402
 from wsgcn.io import save_label_png, save_npz  # noqa: E402
 from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import image_seed, map_images, one_line_warnings, resolve_device  # noqa: E402
+from wsgcn.runtime import Failures, failure_reason, image_seed, map_images, pending_images, resolve_device  # noqa: E402
+from wsgcn.scripts import script_main  # noqa: E402
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list  # noqa: E402
 
 
@@ -127,26 +129,38 @@ def batch_size(cfg, device):
 def run(cfg):
     device = resolve_device(cfg.device)
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
-    names = read_image_list(cfg.train_list)
-    start, coverage, batch = time.time(), [], []
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite)
+    failures = Failures("GCN", work.gcn_label)
+    writer = SummaryWriter(str(work.logs / ("gcn" if distributed.world_size() == 1 else f"gcn_rank{distributed.rank()}")))
+    start, batch, done = time.time(), [], 0
 
     def write(inputs, labels, label_keys, prob):
+        nonlocal done
         save_npz(work.gcn_logit / f"{inputs.name}.npz", keys=label_keys, prob=prob)
         save_label_png(work.gcn_label / f"{inputs.name}.png", labels)
+        done += 1
 
     def train_batch():
-        results = train_gcn([x for x, _ in batch], cfg, device, [p for _, p in batch] if batch[0][1] else None)
-        for (inputs, _), (log_probs, _) in zip(batch, results):
-            write(inputs, *predictions(log_probs, inputs.image.shape[:2], inputs.keys, cfg.restrict_to_image_classes))
+        try:
+            results = train_gcn([x for x, _ in batch], cfg, device, [p for _, p in batch] if batch[0][1] else None)
+        except Exception as error:  # e.g. out of memory: the batch's images fail, the run goes on
+            for inputs, _ in batch:
+                failures.add(inputs.name, failure_reason(error))
+            results = []
+        for (inputs, _), (log_probs, losses) in zip(batch, results):
+            with failures.guard(inputs.name):
+                write(inputs, *predictions(log_probs, inputs.image.shape[:2], inputs.keys,
+                                           cfg.restrict_to_image_classes))
+                log_image(writer, done, inputs, losses)
         batch.clear()
 
     job = functools.partial(prepare, work=work, voc=voc, cfg=cfg)
-    for inputs, parts in map_images(job, names, cfg.num_workers, "GCN", cfg.quiet):
+    for inputs, parts in map_images(job, names, cfg.num_workers, "GCN", cfg.quiet, failures):
         labelled = np.unique(inputs.partial_labels[inputs.partial_labels != IGNORE_INDEX])
-        coverage.append(float((inputs.partial_labels != IGNORE_INDEX).mean()))
         if labelled.size == 0:
             warnings.warn(f"{inputs.name}: no node carries a partial label; writing background everywhere")
             write(inputs, *fallback_output(inputs))
+            log_image(writer, done, inputs, {})
             continue
         if labelled.size == 1:
             warnings.warn(f"{inputs.name}: the partial labels hold one class only ({int(labelled[0])})")
@@ -155,13 +169,25 @@ def run(cfg):
             train_batch()
     if batch:
         train_batch()
-    print(f"GCN: {len(names)} images in {time.time() - start:.0f} s, partial labels on "
-          f"{100 * np.mean(coverage):.1f} % of the nodes, labels in {work.gcn_label}")
+    writer.close()
+    print(f"GCN: {done} images in {time.time() - start:.0f} s, labels in {work.gcn_label}")
+    failures.finish()
+
+
+def log_image(writer, index, inputs, losses):
+    """TensorBoard: an image's final losses and the fraction of its nodes with a partial label,
+    against the image's index in this run."""
+    writer.add_scalar("gcn/label_coverage", float((inputs.partial_labels != IGNORE_INDEX).mean()), index)
+    for key, value in losses.items():
+        writer.add_scalar(f"gcn/final_{key}", value, index)
+
+
+def outputs(work, name):
+    return [work.gcn_logit / f"{name}.npz", work.gcn_label / f"{name}.png"]
 
 
 def main(argv=None):
-    one_line_warnings()
-    run(parse_config(GCNConfig, PROFILES, argv, description=__doc__))
+    return script_main(run, GCNConfig, PROFILES, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ class IRNConfig(CommonConfig):
     beta: int = field(10, "affinity power")
     exp_times: int = field(8, "log2 of the random-walk length (T^(2^exp_times))")
     sem_seg_bg_thres: float = field(0.25, "background score of the random-walk labels")
+    resume: bool = field(False, "train_cam/train_irn: continue from the state saved after the last finished "
+                                "epoch (<weights>.resume.pth) instead of starting over")
     # Steps to run
     train_cam_pass: bool = field(True, "run train_cam")
     make_cam_pass: bool = field(True, "run make_cam")

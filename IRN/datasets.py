@@ -114,7 +114,10 @@ class MultiScaleDataset(_SeededDataset):
         self.scales = tuple(scales)
 
     def __getitem__(self, idx):
-        name = self.names[idx]
+        return self.pack(self.names[idx])
+
+    def pack(self, name):
+        """One image's item by name: {"name", "img": [(2, 3, h_s, w_s) per scale], "size", "label"}."""
         img = self.voc.load_image(name)
         pyramid = []
         for s in self.scales:

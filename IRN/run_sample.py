@@ -2,8 +2,12 @@
 
     python IRN/run_sample.py --voc12_root Data/VOC12/VOC2012 --work_dir Data
     python IRN/run_sample.py --profile demo --train_cam_pass False ...
+    torchrun --nproc_per_node 4 IRN/run_sample.py ...      # 4 GPUs (see the README)
 
 ``--<step>_pass True|False`` selects steps; every hyper-parameter is a flag (``--help``).
+The lists, and the weights of a step that is not retrained, are checked before any step
+starts.  A per-image step that fails on some images goes on with the others and lists them in
+its output folder's ``failures.txt``; the later steps still run, and the exit status is 1.
 """
 import importlib
 import sys
@@ -13,8 +17,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from IRN.config import PROFILES, IRNConfig  # noqa: E402
+from IRN.net.resnet50_cam import load_cam_net  # noqa: E402
+from IRN.net.resnet50_irn import load_irnet  # noqa: E402
+from wsgcn import distributed  # noqa: E402
 from wsgcn.config import parse_config  # noqa: E402
-from wsgcn.runtime import one_line_warnings  # noqa: E402
+from wsgcn.layout import WorkDir  # noqa: E402
+from wsgcn.runtime import StepFailed, one_line_warnings, resolve_device  # noqa: E402
+from wsgcn.voc import read_image_list  # noqa: E402
 
 STEPS = (  # (flag, module)
     ("train_cam_pass", "IRN.step.train_cam"),
@@ -25,16 +34,49 @@ STEPS = (  # (flag, module)
     ("make_sem_seg_pass", "IRN.step.make_sem_seg_labels"),
     ("eval_sem_seg_pass", "IRN.step.eval_sem_seg"),
 )
+EVALUATION = {"eval_cam_pass", "eval_sem_seg_pass"}  # rank 0 only, after every process has finished
+
+
+def preflight(cfg):
+    """Fail before any work: unreadable or empty lists, and weights that the selected steps
+    read but do not train themselves that are missing or of the wrong architecture."""
+    for list_path in (cfg.train_list, cfg.infer_list, cfg.val_list):
+        if list_path:
+            read_image_list(list_path)
+    work = WorkDir(cfg.work_dir)
+    if not cfg.train_cam_pass and (cfg.make_cam_pass or (cfg.train_irn_pass and cfg.irn_backbone_weights == "cam")):
+        load_cam_net(work / cfg.cam_weights_name)
+    if not cfg.train_irn_pass and cfg.make_sem_seg_pass:
+        load_irnet(work / cfg.irn_weights_name)
 
 
 def main(argv=None):
     one_line_warnings()
     cfg = parse_config(IRNConfig, PROFILES, argv, description=__doc__)
+    try:
+        preflight(cfg)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"run_sample.py: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    distributed.init(resolve_device(cfg.device))
+    failed = []
     for flag, module in STEPS:
-        if getattr(cfg, flag):
-            start = time.time()
+        if not getattr(cfg, flag):
+            continue
+        distributed.barrier()
+        if flag in EVALUATION and not distributed.is_main():
+            continue
+        start = time.time()
+        try:
             importlib.import_module(module).run(cfg)
-            print(f"[{module.rsplit('.', 1)[1]}] done in {time.time() - start:.1f} s", flush=True)
+        except StepFailed as error:
+            print(error, file=sys.stderr, flush=True)
+            failed.append(module.rsplit(".", 1)[1])
+        print(f"[{module.rsplit('.', 1)[1]}] done in {time.time() - start:.1f} s", flush=True)
+    distributed.barrier()
+    if failed:
+        print(f"run_sample.py: some images failed in {', '.join(failed)} (see their failures.txt)", file=sys.stderr)
+        raise SystemExit(1)
     return cfg
 
 

@@ -1,8 +1,15 @@
-"""What train_cam and train_irn share: the optimiser, the polynomial schedule, the loader."""
+"""What train_cam and train_irn share: the optimiser, the polynomial schedule, the loader, and
+the loop, which runs in one process or in several under torchrun (DistributedDataParallel) and
+can resume from the checkpoint it writes after every epoch."""
+from pathlib import Path
+
 import torch
 from tensorboardX import SummaryWriter
 from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
 
+from wsgcn import distributed
+from wsgcn.io import atomic_path
 from wsgcn.runtime import progress
 
 
@@ -23,49 +30,108 @@ def poly_schedule(optimizer, max_step, power=0.9):
 
 
 def train_loader(dataset, batch_size, num_workers, seed):
-    """Shuffled batches, last partial batch dropped (as the original); the shuffle order is seeded."""
-    if len(dataset) < batch_size:
-        raise ValueError(f"the training list has {len(dataset)} images, fewer than one batch of {batch_size}")
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
-                      generator=generator, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=num_workers > 0)
+    """Shuffled batches of ``batch_size`` per process, last partial batch dropped (as the
+    original).  The shuffle is seeded by (seed, epoch) and split across the processes, so
+    world size W with batch B sees the batches one process with batch W*B sees."""
+    world = distributed.world_size()
+    if len(dataset) < batch_size * world:
+        raise ValueError(f"the training list has {len(dataset)} images, fewer than one batch of "
+                         f"{batch_size} x {world} process(es)")
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=distributed.rank(), shuffle=True, seed=seed,
+                                 drop_last=True)
+    # Workers are not persistent: each epoch's workers get the dataset's new epoch (augmentation seed).
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())
 
 
 def log_writer(log_dir):
-    return SummaryWriter(str(log_dir))
+    """TensorBoard writer in rank 0; None elsewhere."""
+    return SummaryWriter(str(log_dir)) if distributed.is_main() else None
 
 
-def train_epochs(name, dataset, loader, optimizer, epochs, log_dir, losses_of, quiet=False, after_epoch=None):
+def _rng_state():
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def save_training_state(path, model, optimizer, scheduler, epoch, step, max_step):
+    """The state after ``epoch`` epochs (model, optimiser, schedule, step, RNG), atomically."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "epoch": epoch, "step": step, "max_step": max_step, "rng": _rng_state()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_training_state(path, model, optimizer, scheduler, max_step):
+    """Restore what :func:`save_training_state` wrote; returns (epochs done, step)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["max_step"] != max_step:
+        raise ValueError(f"{path}: made for a run of {state['max_step']} steps, this one has {max_step} "
+                         f"(other epochs, batch size, list or process count); use --resume False to start over")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["cpu"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state["epoch"], state["step"]
+
+
+def resume_path(weights_path):
+    """Where a training step keeps its per-epoch state: ``<weights>.resume.pth``."""
+    weights_path = Path(weights_path)
+    return weights_path.with_name(weights_path.stem + ".resume.pth")
+
+
+def train_epochs(name, model, dataset, loader, optimizer, epochs, log_dir, losses_of, quiet=False,
+                 after_epoch=None, state_path=None, resume=False):
     """The training loop train_cam and train_irn share: ``epochs`` passes over ``loader``, one
-    optimiser step and one step of the polynomial schedule per batch, losses and learning rate
-    to TensorBoard under ``log_dir`` and to a progress bar.
+    optimiser step and one step of the polynomial schedule per batch (global steps: every
+    process takes the same number), losses and learning rate to TensorBoard under ``log_dir``
+    and to a progress bar (rank 0).
 
-    losses_of(batch) -> dict of scalar tensors with the one to minimise under ``"total"``.
-    after_epoch(epoch, step, writer, bar), if given, runs at the end of each epoch (validation).
-    Returns the last batch's losses.
+    model: the network (not its DDP wrapper); losses_of(batch) -> dict of scalar tensors with
+    the one to minimise under ``"total"``, computed through the wrapper when there is one.
+    after_epoch(epoch, step, writer, bar), if given, runs in rank 0 at the end of each epoch.
+    state_path: rank 0 saves the training state there after every epoch; with ``resume`` an
+    existing one is loaded first and training continues after its last epoch.
+    Returns the last batch's losses (empty if nothing was left to train).
     """
     max_step = len(loader) * epochs
     scheduler = poly_schedule(optimizer, max_step)
+    start_epoch, step = 0, 0
+    if resume and state_path is not None and Path(state_path).is_file():
+        start_epoch, step = load_training_state(state_path, model, optimizer, scheduler, max_step)
+        print(f"{name}: resuming after epoch {start_epoch} of {epochs} from {state_path}", flush=True)
     writer = log_writer(log_dir)
-    bar = progress(range(max_step), name, quiet, unit="step")
-    step, losses = 0, {}
-    for epoch in range(epochs):
+    bar = progress(range(max_step), name, quiet or not distributed.is_main(), unit="step", initial=step)
+    losses = {}
+    for epoch in range(start_epoch, epochs):
         dataset.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
         for batch in loader:
             losses = losses_of(batch)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
-            for key, value in losses.items():
-                writer.add_scalar(f"{name}/{key}", value.item(), step)
-            writer.add_scalar(f"{name}/lr", optimizer.param_groups[0]["lr"], step)
+            if writer is not None:
+                for key, value in losses.items():
+                    writer.add_scalar(f"{name}/{key}", value.item(), step)
+                writer.add_scalar(f"{name}/lr", optimizer.param_groups[0]["lr"], step)
             scheduler.step()
             step += 1
             bar.update()
             bar.set_postfix(epoch=epoch + 1, **{k: f"{v.item():.4f}" for k, v in losses.items()}, refresh=False)
-        if after_epoch is not None:
-            after_epoch(epoch, step, writer, bar)
+        if distributed.is_main():
+            if after_epoch is not None:
+                after_epoch(epoch, step, writer, bar)
+            if state_path is not None:
+                save_training_state(state_path, model, optimizer, scheduler, epoch + 1, step, max_step)
+        distributed.barrier()
     bar.close()
-    writer.close()
+    if writer is not None:
+        writer.close()
     return losses

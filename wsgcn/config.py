@@ -70,3 +70,5 @@ class CommonConfig:
     device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
     num_workers: int = field(max(1, (os.cpu_count() or 2) // 2), "worker processes (data loading, per-image CRFs)")
     quiet: bool = field(False, "no progress bars")
+    overwrite: bool = field(False, "per-image steps: redo images whose outputs exist (default: skip them, "
+                                   "so a re-run after an interruption continues)")

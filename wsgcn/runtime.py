@@ -1,28 +1,37 @@
-"""Run-time plumbing shared by the steps: device choice, progress bars, per-image seeds."""
+"""Run-time plumbing shared by the steps: device choice, progress bars, per-image seeds, and
+the bookkeeping of per-image steps (which images to do, which failed)."""
+import contextlib
 import hashlib
-import warnings
 import os
 import sys
+import warnings
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from wsgcn import distributed
+from wsgcn.io import atomic_path
+
 
 def resolve_device(name=""):
     """``""``/``"auto"``: CUDA when available, else the CPU; otherwise the named device."""
+    """Under torchrun, a bare ``cuda`` means this process's GPU, ``cuda:LOCAL_RANK``."""
     if name in ("", "auto", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", distributed.local_rank() if distributed.world_size() > 1 else 0)
     return device
 
 
-def progress(iterable, desc, quiet=False, total=None, unit="img"):
+def progress(iterable, desc, quiet=False, total=None, unit="img", initial=0):
     """A tqdm bar with rate and ETA; silent with ``quiet``; under CI (no terminal, or CI set)
     it prints one line at the end instead of redrawing."""
     ci = bool(os.environ.get("CI")) or not sys.stderr.isatty()
-    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=quiet,
+    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=quiet, initial=initial,
                 mininterval=3600 if ci else 0.1, file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
@@ -33,27 +42,108 @@ def image_seed(seed, name):
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+class ImageFailed:
+    """What a per-image function returns instead of raising, when ``map_images`` guards it."""
+
+    def __init__(self, name, reason):
+        self.name, self.reason = name, reason
+
+
+def failure_reason(error):
+    """One line for an exception: its message (which names the file), or its type."""
+    text = " ".join(str(error).split())
+    return text if text else type(error).__name__
+
+
 class _PerImage(torch.utils.data.Dataset):
-    def __init__(self, fn, names):
-        self.fn, self.names = fn, list(names)
+    def __init__(self, fn, names, guard):
+        self.fn, self.names, self.guard = fn, list(names), guard
 
     def __len__(self):
         return len(self.names)
 
     def __getitem__(self, idx):
-        return self.fn(self.names[idx])
+        if not self.guard:
+            return self.fn(self.names[idx])
+        try:
+            return self.fn(self.names[idx])
+        except Exception as error:  # one bad image must not stop the others
+            return ImageFailed(self.names[idx], failure_reason(error))
 
 
 def _as_is(item):
     return item
 
 
-def map_images(fn, names, num_workers=0, desc="", quiet=False):
+def map_images(fn, names, num_workers=0, desc="", quiet=False, failures=None):
     """Apply ``fn(name)`` to every image, in ``num_workers`` processes (0: this one), with a
-    progress bar; yields the results in list order.  For per-image CPU work such as CRFs."""
-    loader = torch.utils.data.DataLoader(_PerImage(fn, names), batch_size=None, num_workers=num_workers,
-                                         collate_fn=_as_is)
-    yield from progress(loader, desc, quiet, total=len(names))
+    progress bar; yields the results in list order.  For per-image CPU work such as CRFs, and
+    for loading what the main process then computes on the device.
+
+    With ``failures`` (a :class:`Failures`), an image whose ``fn`` raises is recorded there and
+    skipped instead of stopping the run."""
+    loader = torch.utils.data.DataLoader(_PerImage(fn, names, failures is not None), batch_size=None,
+                                         num_workers=num_workers, collate_fn=_as_is)
+    for result in progress(loader, desc, quiet, total=len(names)):
+        if isinstance(result, ImageFailed):
+            failures.add(result.name, result.reason)
+        else:
+            yield result
+
+
+def pending_images(names, outputs_of, overwrite=False):
+    """This process's share of ``names`` (see ``distributed.shard``) less the images whose
+    outputs all exist, unless ``overwrite``: what a re-run after an interruption still has to do.
+    Outputs are written atomically, so an existing file is a complete one.
+
+    outputs_of(name) -> the paths the step writes for an image.
+    """
+    mine = distributed.shard(names)
+    todo = mine if overwrite else [n for n in mine if not all(Path(p).is_file() for p in outputs_of(n))]
+    if len(todo) < len(mine):
+        print(f"{len(mine) - len(todo)} of {len(mine)} images already done, skipped (--overwrite True redoes them)",
+              file=sys.stderr, flush=True)
+    return todo
+
+
+class StepFailed(RuntimeError):
+    """Some images of a per-image step failed; the others were done."""
+
+
+class Failures:
+    """The images a per-image step could not do, and why.  Each is logged at once as one line
+    naming the image and the reason; :meth:`finish` collects every process's list and writes
+    ``<folder>/failures.txt`` (``name<TAB>reason`` lines), or removes a stale one."""
+
+    def __init__(self, step, folder):
+        self.step, self.folder, self.items = step, Path(folder), []
+
+    def add(self, name, reason):
+        self.items.append((name, reason))
+        print(f"{self.step}: {name}: {reason}", file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def guard(self, name):
+        """Record an exception raised in the block for image ``name`` instead of propagating it."""
+        try:
+            yield
+        except Exception as error:
+            self.add(name, failure_reason(error))
+
+    def finish(self):
+        """Gather the failures of every process; rank 0 writes the file.  Raises
+        :class:`StepFailed` (in every process) if any image failed."""
+        items = sorted(item for part in distributed.gather(self.items) for item in part)
+        path = self.folder / "failures.txt"
+        if distributed.is_main():
+            if items:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path) as tmp:
+                    Path(tmp).write_text("".join(f"{name}\t{reason}\n" for name, reason in items))
+            elif path.is_file():
+                path.unlink()
+        if items:
+            raise StepFailed(f"{self.step}: {len(items)} image(s) failed, listed in {path}")
 
 
 def one_line_warnings():

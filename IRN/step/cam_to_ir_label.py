@@ -12,7 +12,7 @@ from wsgcn.cams import cam_argmax, find_cam_file, key_labels, load_cams
 from wsgcn.crf import CRFParams, crf_label_map
 from wsgcn.io import save_label_png
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import map_images
+from wsgcn.runtime import Failures, map_images, pending_images
 from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
 
 IR_LABEL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
@@ -44,7 +44,11 @@ def make_ir_label(cfg, voc, work, name):
 
 
 def run(cfg):
-    voc, work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
+    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
     job = functools.partial(make_ir_label, cfg, voc, work)
-    for _ in map_images(job, read_image_list(cfg.train_list), cfg.num_workers, "cam_to_ir_label", cfg.quiet):
+    names = pending_images(read_image_list(cfg.train_list), lambda name: [work.ir_label / f"{name}.png"],
+                           cfg.overwrite)
+    failures = Failures("cam_to_ir_label", work.ir_label)
+    for _ in map_images(job, names, cfg.num_workers, "cam_to_ir_label", cfg.quiet, failures):
         pass
+    failures.finish()

@@ -7,14 +7,13 @@ map divided by its maximum (+1e-5).
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_cam import load_cam_net
 from wsgcn.cams import strided_size
 from wsgcn.io import save_npz
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import progress, resolve_device
+from wsgcn.runtime import Failures, map_images, pending_images, resolve_device
 from wsgcn.voc import VOC12, read_image_list
 
 
@@ -53,11 +52,16 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_cam_net(work / cfg.cam_weights_name).to(device).eval()
-    dataset = MultiScaleDataset(voc, cam_image_names(cfg), cfg.cam_scales)
-    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
-    for pack in progress(loader, "make_cam", cfg.quiet, total=len(dataset)):
-        keys = torch.nonzero(pack["label"])[:, 0]
-        pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
-        cam, high_res = compute_cams(model, pyramid, pack["size"], keys.to(device))
-        save_npz(work.cam / f"{pack['name']}.npz", keys=keys.numpy().astype(np.int64),
-                 cam=cam.cpu().numpy().astype(np.float32), high_res=high_res.cpu().numpy().astype(np.float32))
+    names = pending_images(cam_image_names(cfg), lambda name: [work.cam / f"{name}.npz"], cfg.overwrite)
+    dataset = MultiScaleDataset(voc, names, cfg.cam_scales)
+    failures = Failures("make_cam", work.cam)
+    for pack in map_images(dataset.pack, names, cfg.num_workers, "make_cam", cfg.quiet, failures):
+        with failures.guard(pack["name"]):
+            keys = torch.nonzero(pack["label"])[:, 0]
+            if len(keys) == 0:
+                raise ValueError("its image-level label has no object class")
+            pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
+            cam, high_res = compute_cams(model, pyramid, pack["size"], keys.to(device))
+            save_npz(work.cam / f"{pack['name']}.npz", keys=keys.numpy().astype(np.int64),
+                     cam=cam.cpu().numpy().astype(np.float32), high_res=high_res.cpu().numpy().astype(np.float32))
+    failures.finish()

@@ -8,7 +8,6 @@ applies T^(2^exp_times) to the CAMs by sparse products; T^256 itself is never fo
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_irn import load_irnet
@@ -16,7 +15,7 @@ from wsgcn.affinity import random_walk
 from wsgcn.cams import find_cam_file, key_labels, load_cams, strided_size
 from wsgcn.io import save_label_png, save_npz
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import progress, resolve_device
+from wsgcn.runtime import Failures, map_images, pending_images, resolve_device
 from wsgcn.voc import VOC12, read_image_list
 
 INFER_RADIUS = 5
@@ -58,13 +57,21 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
-    dataset = MultiScaleDataset(voc, read_image_list(cfg.infer_list), scales=(1.0,))
-    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers)
-    for pack in progress(loader, "make_sem_seg_labels", cfg.quiet, total=len(dataset)):
+    names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name), cfg.overwrite)
+    dataset = MultiScaleDataset(voc, names, scales=(1.0,))
+    failures = Failures("make_sem_seg_labels", work.sem_seg)
+    for pack in map_images(dataset.pack, names, cfg.num_workers, "make_sem_seg_labels", cfg.quiet, failures):
         name, size = pack["name"], pack["size"]
-        boundary, features = boundary_and_features(model, pack["img"][0].to(device), cfg.irn_crop_size)
-        cams = load_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, size)
-        labels = random_walk_labels(torch.from_numpy(cams["cam"]).to(device), cams["keys"], boundary, size, cfg)
-        save_npz(work.boundary / f"{name}.npz", boundary=boundary.cpu().numpy().astype(np.float32))
-        save_npz(work.features / f"{name}.npz", features=features.cpu().numpy().astype(np.float16))
-        save_label_png(work.sem_seg / f"{name}.png", labels)
+        with failures.guard(name):
+            cams = load_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, size)
+            boundary, features = boundary_and_features(model, pack["img"][0].to(device), cfg.irn_crop_size)
+            labels = random_walk_labels(torch.from_numpy(cams["cam"]).to(device), cams["keys"], boundary, size, cfg)
+            save_npz(work.boundary / f"{name}.npz", boundary=boundary.cpu().numpy().astype(np.float32))
+            save_npz(work.features / f"{name}.npz", features=features.cpu().numpy().astype(np.float16))
+            save_label_png(work.sem_seg / f"{name}.png", labels)
+    failures.finish()
+
+
+def outputs(work, name):
+    """The files the step writes for an image (the last one written last)."""
+    return [work.boundary / f"{name}.npz", work.features / f"{name}.npz", work.sem_seg / f"{name}.png"]

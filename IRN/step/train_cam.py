@@ -9,7 +9,8 @@ from IRN.datasets import ClassificationDataset
 from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import CAMNet
-from IRN.training import make_optimizer, train_epochs, train_loader
+from IRN.training import make_optimizer, resume_path, train_epochs, train_loader
+from wsgcn import distributed
 from wsgcn.layout import WorkDir
 from wsgcn.runtime import resolve_device
 from wsgcn.voc import VOC12, read_image_list
@@ -44,13 +45,14 @@ def run(cfg):
     model = CAMNet(frozen_bn=cfg.cam_frozen_bn)
     load_backbone_weights(model.resnet50, cfg.backbone_weights)
     model.to(device).train()
+    net = distributed.wrap_ddp(model, device)
     backbone, head = model.param_groups()
     optimizer = make_optimizer(cfg.cam_optimizer, [{"params": backbone, "lr": cfg.cam_learning_rate},
                                                    {"params": head, "lr": 10 * cfg.cam_learning_rate}],
                                cfg.cam_weight_decay)
 
     def losses_of(batch):
-        logits = model(batch["img"].to(device, non_blocking=True))
+        logits = net(batch["img"].to(device, non_blocking=True))
         return {"total": F.multilabel_soft_margin_loss(logits, batch["label"].to(device))}
 
     def validation(epoch, step, writer, bar):
@@ -60,9 +62,12 @@ def run(cfg):
             bar.write(f"epoch {epoch + 1}: validation loss {val_loss:.4f}")
 
     start = time.time()
-    losses = train_epochs("train_cam", dataset, loader, optimizer, cfg.cam_num_epoches, work.logs / "train_cam",
-                          losses_of, cfg.quiet, after_epoch=validation)
-    save_checkpoint(model, work / cfg.cam_weights_name)
-    print(f"train_cam: {len(loader) * cfg.cam_num_epoches} steps in {time.time() - start:.0f} s, "
-          f"final loss {losses['total'].item():.4f}, "
-          f"weights {work / cfg.cam_weights_name}")
+    losses = train_epochs("train_cam", model, dataset, loader, optimizer, cfg.cam_num_epoches, work.logs / "train_cam",
+                          losses_of, cfg.quiet, after_epoch=validation,
+                          state_path=resume_path(work / cfg.cam_weights_name), resume=cfg.resume)
+    if distributed.is_main():
+        save_checkpoint(model, work / cfg.cam_weights_name)
+        final = f"final loss {losses['total'].item():.4f}, " if losses else ""
+        print(f"train_cam: {len(loader) * cfg.cam_num_epoches} steps in {time.time() - start:.0f} s, {final}"
+              f"weights {work / cfg.cam_weights_name}")
+    distributed.barrier()

@@ -9,7 +9,8 @@ from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import load_cam_net
 from IRN.net.resnet50_irn import IRNet, affinity_displacement_loss
-from IRN.training import make_optimizer, train_epochs, train_loader
+from IRN.training import make_optimizer, resume_path, train_epochs, train_loader
+from wsgcn import distributed
 from wsgcn.affinity import PathIndex
 from wsgcn.layout import WorkDir
 from wsgcn.runtime import resolve_device
@@ -55,22 +56,25 @@ def run(cfg):
     model = IRNet()
     init_backbone(model, cfg.irn_backbone_weights, work, cfg)
     model.to(device).train()
+    net = distributed.wrap_ddp(model, device)
     edge_params, dp_params = model.param_groups()
     optimizer = make_optimizer("sgd", [{"params": edge_params, "lr": cfg.irn_learning_rate},
                                        {"params": dp_params, "lr": 10 * cfg.irn_learning_rate}],
                                cfg.irn_weight_decay)
 
     def losses_of(batch):
-        edge, disp = model(batch["img"].to(device, non_blocking=True))
+        edge, disp = net(batch["img"].to(device, non_blocking=True))
         return affinity_displacement_loss(edge, disp, path_index, batch["bg_pos"].to(device),
                                           batch["fg_pos"].to(device), batch["neg"].to(device))
 
     start = time.time()
-    losses = train_epochs("train_irn", dataset, loader, optimizer, cfg.irn_num_epoches, work.logs / "train_irn",
-                          losses_of, cfg.quiet)
-
-    model.mean_shift.running_mean.copy_(mean_displacement(model, voc, read_image_list(cfg.infer_list), cfg, device))
-    save_checkpoint(model, work / cfg.irn_weights_name)
-    print(f"train_irn: {len(loader) * cfg.irn_num_epoches} steps in {time.time() - start:.0f} s, "
-          f"final loss {losses['total'].item():.4f}, "
-          f"weights {work / cfg.irn_weights_name}")
+    losses = train_epochs("train_irn", model, dataset, loader, optimizer, cfg.irn_num_epoches, work.logs / "train_irn",
+                          losses_of, cfg.quiet, state_path=resume_path(work / cfg.irn_weights_name),
+                          resume=cfg.resume)
+    if distributed.is_main():
+        model.mean_shift.running_mean.copy_(mean_displacement(model, voc, read_image_list(cfg.infer_list), cfg, device))
+        save_checkpoint(model, work / cfg.irn_weights_name)
+        final = f"final loss {losses['total'].item():.4f}, " if losses else ""
+        print(f"train_irn: {len(loader) * cfg.irn_num_epoches} steps in {time.time() - start:.0f} s, {final}"
+              f"weights {work / cfg.irn_weights_name}")
+    distributed.barrier()

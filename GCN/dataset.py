@@ -46,8 +46,9 @@ def load_gcn_inputs(work, voc, name, allow_pickle=False):
         if tuple(shape) != grid:
             raise ValueError(f"{name}: {what} of size {tuple(shape)} do not fit the {grid} grid of the "
                              f"{image.shape[0]}x{image.shape[1]} image")
-    if not (np.isfinite(features).all() and np.isfinite(boundary).all()):
-        raise ValueError(f"{work.features / name}.npz or {work.boundary / name}.npz: NaN or Inf")
+    for folder, array in ((work.features, features), (work.boundary, boundary)):
+        if not np.isfinite(array).all():
+            raise ValueError(f"{folder / name}.npz: NaN or Inf")
     keys = load_cams(find_cam_file(work.cam, name, allow_pickle), allow_pickle, image.shape[:2])["keys"]
     return GCNInputs(name, image, grid_image(image, grid), features, boundary, partial, keys)
 
@@ -59,6 +60,8 @@ def load_logits(path, allow_pickle=False, image_size=None):
     only with ``allow_pickle``.  Sizes are checked against ``image_size``; NaN/Inf is an error.
     """
     path = Path(path)
+    if path.suffix == ".npz" and not path.is_file() and path.with_suffix(".npy").is_file():
+        path = path.with_suffix(".npy")  # only the legacy file exists: say why it is not read
     if path.suffix == ".npy":
         if not allow_pickle:
             raise ValueError(f"{path}: a .npy score file is a pickled dict; pass --allow_pickle to trust it")

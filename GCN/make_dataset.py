@@ -45,9 +45,9 @@ def make_partial_labels(cfg, voc, work, name):
 
 def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
-    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite)
-    job = functools.partial(make_partial_labels, cfg, voc, work)
     failures = Failures("make_dataset", work.partial_labels)
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite, failures)
+    job = functools.partial(make_partial_labels, cfg, voc, work)
     coverage = [c for _, c in map_images(job, names, cfg.num_workers, "make_dataset", cfg.quiet, failures)]
     if coverage:
         print(f"make_dataset: {len(coverage)} images, {100 * np.mean(coverage):.1f} % of the nodes labelled, "

@@ -129,8 +129,8 @@ def batch_size(cfg, device):
 def run(cfg):
     device = resolve_device(cfg.device)
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
-    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite)
     failures = Failures("GCN", work.gcn_label)
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite, failures)
     writer = SummaryWriter(str(work.logs / ("gcn" if distributed.world_size() == 1 else f"gcn_rank{distributed.rank()}")))
     start, batch, done = time.time(), [], 0
 

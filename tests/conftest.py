@@ -11,16 +11,20 @@ def demo_root(tmp_path_factory):
     return make_demo_dataset(tmp_path_factory.mktemp("demo"), num_train=8, num_val=4, seed=0)
 
 
-@pytest.fixture(scope="session")
-def irn_run(demo_root, tmp_path_factory):
-    """The IRN steps run once with tiny settings on the demo set: (config, work dir, VOC12)."""
-    work = tmp_path_factory.mktemp("work")
-    argv = ["--profile", "demo", "--voc12_root", str(demo_root / "VOC2012"),
+def irn_test_argv(demo_root, work):
+    """run_sample's argv for the tests: the demo profile at tiny sizes, one epoch each."""
+    return ["--profile", "demo", "--voc12_root", str(demo_root / "VOC2012"),
             "--train_list", str(demo_root / "train.txt"), "--infer_list", str(demo_root / "val.txt"),
             "--cls_labels", str(demo_root / "cls_labels.txt"), "--work_dir", str(work),
             "--cam_crop_size", "64", "--cam_batch_size", "4", "--cam_num_epoches", "1", "--cam_scales", "1.0", "0.5",
             "--irn_crop_size", "96", "--irn_batch_size", "4", "--irn_num_epoches", "1", "--num_workers", "0",
             "--quiet", "True"]
-    cfg = run_sample.main(argv)
+
+
+@pytest.fixture(scope="session")
+def irn_run(demo_root, tmp_path_factory):
+    """The IRN steps run once with tiny settings on the demo set: (config, work dir, VOC12)."""
+    work = tmp_path_factory.mktemp("work")
+    cfg = run_sample.main(irn_test_argv(demo_root, work))
     voc = VOC12(demo_root / "VOC2012")
     return cfg, work, voc

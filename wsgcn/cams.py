@@ -20,6 +20,8 @@ def load_cams(path, allow_pickle=False, image_size=None):
     Non-finite values are an error.
     """
     path = Path(path)
+    if path.suffix == ".npz" and not path.is_file() and path.with_suffix(".npy").is_file():
+        path = path.with_suffix(".npy")  # only the legacy file exists: say why it is not read
     if path.suffix == ".npy":
         if not allow_pickle:
             raise ValueError(f"{path}: a .npy CAM file is a pickled dict; pass --allow_pickle to trust it")

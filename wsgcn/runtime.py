@@ -91,15 +91,18 @@ def map_images(fn, names, num_workers=0, desc="", quiet=False, failures=None):
             yield result
 
 
-def pending_images(names, outputs_of, overwrite=False):
+def pending_images(names, outputs_of, overwrite=False, failures=None):
     """This process's share of ``names`` (see ``distributed.shard``) less the images whose
     outputs all exist, unless ``overwrite``: what a re-run after an interruption still has to do.
-    Outputs are written atomically, so an existing file is a complete one.
+    Outputs are written atomically, so an existing file is a complete one.  Images listed in
+    the ``failures`` file of an earlier run are redone even if an older output exists.
 
     outputs_of(name) -> the paths the step writes for an image.
     """
     mine = distributed.shard(names)
-    todo = mine if overwrite else [n for n in mine if not all(Path(p).is_file() for p in outputs_of(n))]
+    failed = failures.earlier() if failures is not None else set()
+    todo = mine if overwrite else [n for n in mine
+                                   if n in failed or not all(Path(p).is_file() for p in outputs_of(n))]
     if len(todo) < len(mine):
         print(f"{len(mine) - len(todo)} of {len(mine)} images already done, skipped (--overwrite True redoes them)",
               file=sys.stderr, flush=True)
@@ -118,6 +121,16 @@ class Failures:
     def __init__(self, step, folder):
         self.step, self.folder, self.items = step, Path(folder), []
 
+    @property
+    def path(self):
+        return self.folder / "failures.txt"
+
+    def earlier(self):
+        """The images listed in the failures.txt of an earlier run (empty set if none)."""
+        if not self.path.is_file():
+            return set()
+        return {line.split("\t", 1)[0] for line in self.path.read_text().splitlines() if line.strip()}
+
     def add(self, name, reason):
         self.items.append((name, reason))
         print(f"{self.step}: {name}: {reason}", file=sys.stderr, flush=True)
@@ -134,7 +147,7 @@ class Failures:
         """Gather the failures of every process; rank 0 writes the file.  Raises
         :class:`StepFailed` (in every process) if any image failed."""
         items = sorted(item for part in distributed.gather(self.items) for item in part)
-        path = self.folder / "failures.txt"
+        path = self.path
         if distributed.is_main():
             if items:
                 self.folder.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,14 @@ def read_annotation_labels(xml_path):
     return labels_to_multi_hot(indices, xml_path)
 
 
+class LabelsNotFound(KeyError):
+    """An image missing from the label table.  Its message reads as written (a plain KeyError's
+    ``str`` wraps it in quotes)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 class VOC12:
     """One VOC-format data set: where its files are and how to read them.
 
@@ -156,7 +164,7 @@ class VOC12:
         """(20,) float32 multi-hot image-level label; an image with no object class is an error."""
         if self.cls_labels is not None:
             if name not in self.cls_labels:
-                raise KeyError(f"{self.cls_labels_path}: no labels for image {name!r}")
+                raise LabelsNotFound(f"{self.cls_labels_path}: no labels for image {name!r}")
             labels, source = self.cls_labels[name], self.cls_labels_path
         else:
             source = self.annotation_path(name)

@@ -41,7 +41,7 @@ def load_checkpoint(model, path, aliases=(), ignore_prefixes=()):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a loadable weights-only checkpoint ({e})") from None
+        raise ValueError(f"{path}: not a loadable weights-only checkpoint ({load_error_summary(e)})") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
     state = canonical_state_dict(state, aliases, ignore_prefixes)
@@ -55,6 +55,18 @@ def load_checkpoint(model, path, aliases=(), ignore_prefixes=()):
                          f"(e.g. {unexpected[:2]}), {len(wrong_shape)} of another shape (e.g. {wrong_shape[:2]})")
     model.load_state_dict(state, strict=True)
     return model
+
+
+def load_error_summary(error):
+    """One line for a ``torch.load`` error.  Torch's weights-only refusal spans several lines and
+    advises ``weights_only=False``, which this loader never uses: keep the first sentence of its
+    ``WeightsUnpickler error`` part (what the file holds that is not plain weights)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    match = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\n\s*\n|$)", text, re.S)
+    if match and match.group(1).strip():
+        text = match.group(1).split(". ")[0]
+    text = " ".join(text.split())
+    return text or type(error).__name__
 
 
 def save_checkpoint(model, path):

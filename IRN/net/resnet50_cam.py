@@ -32,8 +32,10 @@ class CAMNet(nn.Module):
         self.resnet50 = resnet50()
         self.classifier = nn.Conv2d(2048, num_classes, 1, bias=False)
         self.frozen_bn = frozen_bn
-        # conv1/bn1 are never trained; stages 1-2 get no gradient (their output is detached).
-        for p in [*self.resnet50.conv1.parameters(), *self.resnet50.bn1.parameters()]:
+        # conv1/bn1 and stages 1-2 are never trained (their output is detached); saying so lets
+        # DistributedDataParallel expect gradients for exactly the parameters that get one.
+        r = self.resnet50
+        for p in [*r.conv1.parameters(), *r.bn1.parameters(), *r.layer1.parameters(), *r.layer2.parameters()]:
             p.requires_grad = False
 
     def features(self, x):

@@ -46,9 +46,9 @@ def make_ir_label(cfg, voc, work, name):
 def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
     job = functools.partial(make_ir_label, cfg, voc, work)
-    names = pending_images(read_image_list(cfg.train_list), lambda name: [work.ir_label / f"{name}.png"],
-                           cfg.overwrite)
     failures = Failures("cam_to_ir_label", work.ir_label)
+    names = pending_images(read_image_list(cfg.train_list), lambda name: [work.ir_label / f"{name}.png"],
+                           cfg.overwrite, failures)
     for _ in map_images(job, names, cfg.num_workers, "cam_to_ir_label", cfg.quiet, failures):
         pass
     failures.finish()

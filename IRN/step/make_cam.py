@@ -52,14 +52,12 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_cam_net(work / cfg.cam_weights_name).to(device).eval()
-    names = pending_images(cam_image_names(cfg), lambda name: [work.cam / f"{name}.npz"], cfg.overwrite)
-    dataset = MultiScaleDataset(voc, names, cfg.cam_scales)
     failures = Failures("make_cam", work.cam)
+    names = pending_images(cam_image_names(cfg), lambda name: [work.cam / f"{name}.npz"], cfg.overwrite, failures)
+    dataset = MultiScaleDataset(voc, names, cfg.cam_scales)
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_cam", cfg.quiet, failures):
         with failures.guard(pack["name"]):
             keys = torch.nonzero(pack["label"])[:, 0]
-            if len(keys) == 0:
-                raise ValueError("its image-level label has no object class")
             pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
             cam, high_res = compute_cams(model, pyramid, pack["size"], keys.to(device))
             save_npz(work.cam / f"{pack['name']}.npz", keys=keys.numpy().astype(np.int64),

@@ -57,9 +57,9 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
-    names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name), cfg.overwrite)
-    dataset = MultiScaleDataset(voc, names, scales=(1.0,))
     failures = Failures("make_sem_seg_labels", work.sem_seg)
+    names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name), cfg.overwrite, failures)
+    dataset = MultiScaleDataset(voc, names, scales=(1.0,))
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_sem_seg_labels", cfg.quiet, failures):
         name, size = pack["name"], pack["size"]
         with failures.guard(name):

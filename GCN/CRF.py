@@ -45,7 +45,9 @@ def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
     job = functools.partial(refine_image, cfg, voc, work)
     failures = Failures("CRF", work.crf_label)
-    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite, failures)
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
+                           lambda name: [find_logit_file(work.gcn_logit, name, cfg.allow_pickle)], cfg.overwrite,
+                           failures)
     done = sum(1 for _ in map_images(job, names, cfg.num_workers, "CRF", cfg.quiet, failures))
     print(f"CRF: {done} images, labels in {work.crf_label}")
     failures.finish()

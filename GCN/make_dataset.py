@@ -46,7 +46,8 @@ def make_partial_labels(cfg, voc, work, name):
 def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
     failures = Failures("make_dataset", work.partial_labels)
-    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite, failures)
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
+                           lambda name: [find_cam_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)
     job = functools.partial(make_partial_labels, cfg, voc, work)
     coverage = [c for _, c in map_images(job, names, cfg.num_workers, "make_dataset", cfg.quiet, failures)]
     if coverage:

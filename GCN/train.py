@@ -130,7 +130,8 @@ def run(cfg):
     device = resolve_device(cfg.device)
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
     failures = Failures("GCN", work.gcn_label)
-    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name), cfg.overwrite, failures)
+    names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
+                           lambda name: input_files(work, name), cfg.overwrite, failures)
     writer = SummaryWriter(str(work.logs / ("gcn" if distributed.world_size() == 1 else f"gcn_rank{distributed.rank()}")))
     start, batch, done = time.time(), [], 0
 
@@ -180,6 +181,10 @@ def log_image(writer, index, inputs, losses):
     writer.add_scalar("gcn/label_coverage", float((inputs.partial_labels != IGNORE_INDEX).mean()), index)
     for key, value in losses.items():
         writer.add_scalar(f"gcn/final_{key}", value, index)
+
+
+def input_files(work, name):
+    return [work.partial_labels / f"{name}.png", work.boundary / f"{name}.npz", work.features / f"{name}.npz"]
 
 
 def outputs(work, name):

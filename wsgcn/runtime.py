@@ -91,22 +91,38 @@ def map_images(fn, names, num_workers=0, desc="", quiet=False, failures=None):
             yield result
 
 
-def pending_images(names, outputs_of, overwrite=False, failures=None):
-    """This process's share of ``names`` (see ``distributed.shard``) less the images whose
-    outputs all exist, unless ``overwrite``: what a re-run after an interruption still has to do.
-    Outputs are written atomically, so an existing file is a complete one.  Images listed in
-    the ``failures`` file of an earlier run are redone even if an older output exists.
+def pending_images(names, outputs_of, inputs_of=None, overwrite=False, failures=None):
+    """This process's share of ``names`` (see ``distributed.shard``) less the images already
+    done, unless ``overwrite``: what a re-run after an interruption still has to do.
 
-    outputs_of(name) -> the paths the step writes for an image.
+    An image is done when all its outputs exist (they are written atomically, so an existing
+    file is a complete one) and, as ``make`` decides, none is older than an existing input
+    (new weights or a redone earlier step make the outputs stale).  Images listed in the
+    ``failures`` file of an earlier run are redone even if an older output exists.
+
+    outputs_of(name), inputs_of(name) -> the paths the step writes / reads for an image.
     """
+    def done(name):
+        stamps = [_mtime(p) for p in outputs_of(name)]
+        if None in stamps or name in failed:
+            return False
+        inputs = [t for t in (_mtime(p) for p in (inputs_of(name) if inputs_of else ())) if t is not None]
+        return not inputs or min(stamps) >= max(inputs)
+
     mine = distributed.shard(names)
     failed = failures.earlier() if failures is not None else set()
-    todo = mine if overwrite else [n for n in mine
-                                   if n in failed or not all(Path(p).is_file() for p in outputs_of(n))]
+    todo = mine if overwrite else [n for n in mine if not done(n)]
     if len(todo) < len(mine):
         print(f"{len(mine) - len(todo)} of {len(mine)} images already done, skipped (--overwrite True redoes them)",
               file=sys.stderr, flush=True)
     return todo
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 class StepFailed(RuntimeError):

@@ -48,7 +48,7 @@ def run(cfg):
     job = functools.partial(make_ir_label, cfg, voc, work)
     failures = Failures("cam_to_ir_label", work.ir_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: [work.ir_label / f"{name}.png"],
-                           cfg.overwrite, failures)
+                           lambda name: [find_cam_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)
     for _ in map_images(job, names, cfg.num_workers, "cam_to_ir_label", cfg.quiet, failures):
         pass
     failures.finish()

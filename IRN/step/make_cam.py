@@ -53,7 +53,8 @@ def run(cfg):
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_cam_net(work / cfg.cam_weights_name).to(device).eval()
     failures = Failures("make_cam", work.cam)
-    names = pending_images(cam_image_names(cfg), lambda name: [work.cam / f"{name}.npz"], cfg.overwrite, failures)
+    names = pending_images(cam_image_names(cfg), lambda name: [work.cam / f"{name}.npz"],
+                           lambda name: [work / cfg.cam_weights_name], cfg.overwrite, failures)
     dataset = MultiScaleDataset(voc, names, cfg.cam_scales)
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_cam", cfg.quiet, failures):
         with failures.guard(pack["name"]):

@@ -58,7 +58,9 @@ def run(cfg):
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
     failures = Failures("make_sem_seg_labels", work.sem_seg)
-    names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name), cfg.overwrite, failures)
+    names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name),
+                           lambda name: [work / cfg.irn_weights_name, find_cam_file(work.cam, name, cfg.allow_pickle)],
+                           cfg.overwrite, failures)
     dataset = MultiScaleDataset(voc, names, scales=(1.0,))
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_sem_seg_labels", cfg.quiet, failures):
         name, size = pack["name"], pack["size"]

@@ -4,7 +4,8 @@
 
 Per image: the graph M from the boundary map, the 160-d node features, the partial labels;
 a 2-layer GCN trained full-batch for ``max_epoch`` epochs, seeded from ``--seed`` and the image
-name.  Writes ``GCN4DeepLab/Label/<name>.png`` and ``GCN4DeepLab/Logit/<name>.npz``
+name.  ``--batch_images`` images train together (one set of launches on a GPU), each with its
+own model and the result it would get alone.  Writes ``GCN4DeepLab/Label/<name>.png`` and ``GCN4DeepLab/Logit/<name>.npz``
 (``keys`` (K,) label indices, background first, ``prob`` (K, H, W) float32).
 """
 import functools
@@ -16,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import numpy as np  # noqa: E402
-from tensorboardX import SummaryWriter  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from tensorboardX import SummaryWriter  # noqa: E402
 
 from GCN.config import PROFILES, GCNConfig  # noqa: E402
 from GCN.dataset import load_gcn_inputs  # noqa: E402

@@ -22,6 +22,7 @@ from GCN import train as gcn_train
 from IRN import run_sample
 from IRN.net.resnet50_cam import CAMNet
 from wsgcn.io import load_npz
+from wsgcn.layout import WorkDir
 from wsgcn.voc import read_image_list
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,14 @@ def gcn_argv(demo_root, work, *extra):
 
 
 def copy_work(irn_run, tmp_path, name):
-    """A copy of the IRN run's work dir (weights, CAMs, IRNet outputs) under ``tmp_path/name``."""
+    """A copy of the IRN run's work dir (weights, CAMs, IRNet outputs) under ``tmp_path/name``,
+    without what other tests' GCN runs may have added to it (a re-run would skip those images)."""
     _, work, _ = irn_run
-    return Path(shutil.copytree(work, tmp_path / name))
+    copy = Path(shutil.copytree(work, tmp_path / name))
+    layout = WorkDir(copy)
+    for folder in (layout.partial_labels, layout.partial_labels_full, copy / "GCN4DeepLab"):
+        shutil.rmtree(folder, ignore_errors=True)
+    return copy
 
 
 def same_npz_folders(a, b, names):

@@ -28,3 +28,23 @@ def irn_run(demo_root, tmp_path_factory):
     cfg = run_sample.main(irn_test_argv(demo_root, work))
     voc = VOC12(demo_root / "VOC2012")
     return cfg, work, voc
+
+
+def read_scalars(log_dir):
+    """{tag: [(step, value), ...]} from the TensorBoard event files under ``log_dir``: records
+    are (length uint64, crc uint32, Event proto, crc uint32), as TensorFlow's record format."""
+    import struct
+    from pathlib import Path
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars = {}
+    for path in sorted(Path(log_dir).rglob("events.out.tfevents.*")):
+        data, offset = path.read_bytes(), 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = Event.FromString(data[offset + 12: offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars

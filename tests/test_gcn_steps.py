@@ -120,3 +120,17 @@ def test_batched_gcns_equal_each_image_trained_alone(graph):
         assert batched_losses == pytest.approx(losses, rel=1e-3, abs=1e-5)
     # the runs differ per image: the test would notice images' results being swapped
     assert not torch.allclose(alone[0][0][:, :9, :11], alone[2][0][:, :9, :11], atol=1e-2)
+
+
+def test_gcn_logs_per_image_losses_and_coverage(gcn_run):
+    from conftest import read_scalars
+
+    _, work, _, names = gcn_run
+    scalars = read_scalars(work / "logs" / "gcn")
+    coverage = [value for _, value in scalars["gcn/label_coverage"]]
+    assert len(coverage) == len(names) and all(0 <= c <= 1 for c in coverage)
+    expected = [float((load_label_png(work / "IRN4GCN/PARTIAL_PSEUDO_LABEL_DN" / f"{n}.png") != 255).mean())
+                for n in names]
+    assert sorted(coverage) == pytest.approx(sorted(expected), abs=1e-6)
+    trained = [n for n, c in zip(names, expected) if c > 0]
+    assert len(scalars["gcn/final_total"]) == len(trained) and len(scalars["gcn/final_nll"]) == len(trained)

@@ -147,3 +147,15 @@ def test_summary_report(irn_run, demo_root, capsys):
     assert lines[2].startswith("CAM ") and lines[3].startswith("random walk (IRNet) ")
     assert report.main(["--work_dir", str(work / "empty"), "--voc12_root", str(demo_root / "VOC2012"),
                         "--list", str(demo_root / "val.txt")]) == 1
+
+
+def test_training_steps_log_losses_and_learning_rate(irn_run):
+    from conftest import read_scalars
+
+    cfg, work, _ = irn_run
+    cam = read_scalars(work / "logs" / "train_cam")
+    assert len(cam["train_cam/total"]) == len(cam["train_cam/lr"]) == 2  # 8 images, batch 4, 1 epoch
+    lrs = [value for _, value in cam["train_cam/lr"]]
+    assert lrs[0] == pytest.approx(cfg.cam_learning_rate) and lrs[1] < lrs[0]  # the polynomial schedule
+    irn = read_scalars(work / "logs" / "train_irn")
+    assert {"train_irn/total", "train_irn/pos_aff", "train_irn/lr"} <= set(irn)

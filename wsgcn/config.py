@@ -32,7 +32,7 @@ def _argument_spec(field_type):
 
 def build_parser(config_cls, profiles, description=None):
     parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(profiles), default="paper",
                         help="named set of defaults: 'paper' (published settings) or a smaller one")
     hints = typing.get_type_hints(config_cls)

@@ -49,9 +49,9 @@ def low_rank_parts(boundary, beta=10, exp_times=8, radius=5, rank=64, isolation=
     Nodes are split into ``kept`` ones, sorted by degree into ``groups`` groups of equal size
     (padded), and ``alone`` (isolated) ones.  Keys: ``shape``; ``kept``, ``alone`` node indices;
     ``sqrt_d`` (n_kept,) in degree order; ``u`` and ``u_lam`` = U Λ^k (n_kept, r) in degree order;
-    ``left`` (n_kept, r) in degree order, ``right`` (r, n_alone), ``stay`` (n_alone,).
+    ``right`` (r, n_alone), ``stay`` (n_alone,).
     """
-    boundary = torch.as_tensor(np.asarray(boundary.detach().cpu() if torch.is_tensor(boundary) else boundary))
+    boundary = torch.as_tensor(boundary).detach().cpu()
     steps = 2 ** exp_times
     n = boundary.numel()
     rows, cols, values = (t.numpy() for t in affinity_graph(boundary.double(), radius))
@@ -70,14 +70,14 @@ def low_rank_parts(boundary, beta=10, exp_times=8, radius=5, rank=64, isolation=
     stay = (1.0 / d[alone]) ** steps
     q = a[kept][:, alone].tocsc()
     q = q @ sp.diags(1.0 / np.maximum(np.asarray(q.sum(0)).ravel(), 1e-300))
-    # C = T_R^k Q diag(1 - stay) = (D^½ U Λ^k) (Uᵀ D^-½ Q diag(1 - stay)) = left @ right
-    left = np.sqrt(d_kept)[:, None] * u * lam_k[None, :]
+    # C = T_R^k Q diag(1 - stay) = (D^½ U Λ^k) (Uᵀ D^-½ Q diag(1 - stay)) = left @ right,
+    # left = √d · U Λ^k being assembled from sqrt_d and u_lam
     right = (q.T @ (u / np.sqrt(d_kept)[:, None])).T * (1.0 - stay)[None, :]
 
     order = np.argsort(d_kept, kind="stable")
     return dict(shape=tuple(boundary.shape), groups=groups, kept=kept[order], alone=alone,
                 sqrt_d=np.sqrt(d_kept)[order], u=u[order], u_lam=(u * lam_k[None, :])[order],
-                left=left[order], right=right, stay=stay)
+                right=right, stay=stay)
 
 
 class LowRankGraph:
@@ -157,7 +157,7 @@ class LowRankGraph:
         shape = (len(parts), groups, size, 2 * rank)
         self.project = t(np.concatenate([u * inv_sqrt_d, u * sqrt_d], -1)).view(shape).transpose(2, 3)
         self.expand = t(np.concatenate([u_lam * sqrt_d, u_lam * inv_sqrt_d], -1)).view(shape)
-        self.left = t(stack("left", (groups * size, rank)))               # (B, G*n_g, r)
+        self.left = t(u_lam * sqrt_d)                                      # (B, G*n_g, r): D^½ U Λ^k
         self.right = t(stack("right", (rank, alone)))                      # (B, r, A)
         self.stay = t(stack("stay", (alone,)))[..., None]                  # (B, A, 1)
         self.row_sums = self._max_product(torch.ones(len(parts), n, 1, device=device)) + 1.0

@@ -112,12 +112,13 @@ def prepare(name, work, voc, cfg):
     """One image's inputs and, for the lowmem graph, its graph parts: the CPU work of an image,
     done in data-loading workers while the device trains."""
     inputs = load_gcn_inputs(work, voc, name, cfg.allow_pickle)
-    parts = graph_parts(inputs.boundary, cfg) if cfg.graph == "lowmem" and _has_labels(inputs) else None
+    parts = graph_parts(inputs.boundary, cfg) if cfg.graph == "lowmem" and labelled_classes(inputs).size else None
     return inputs, parts
 
 
-def _has_labels(inputs):
-    return bool((inputs.partial_labels != IGNORE_INDEX).any())
+def labelled_classes(inputs):
+    """The classes that carry a partial label in the image, (k,) sorted."""
+    return np.unique(inputs.partial_labels[inputs.partial_labels != IGNORE_INDEX])
 
 
 def batch_size(cfg, device):
@@ -158,7 +159,7 @@ def run(cfg):
 
     job = functools.partial(prepare, work=work, voc=voc, cfg=cfg)
     for inputs, parts in map_images(job, names, cfg.num_workers, "GCN", cfg.quiet, failures):
-        labelled = np.unique(inputs.partial_labels[inputs.partial_labels != IGNORE_INDEX])
+        labelled = labelled_classes(inputs)
         if labelled.size == 0:
             warnings.warn(f"{inputs.name}: no node carries a partial label; writing background everywhere")
             write(inputs, *fallback_output(inputs))

@@ -64,23 +64,9 @@ def gather(obj):
     return out
 
 
-def broadcast(obj):
-    """Rank 0's ``obj`` in every process."""
-    if not active():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def wrap_ddp(model, device):
     """The model in DistributedDataParallel when several processes train it; unchanged alone."""
     if not active():
         return model
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-
-def shutdown():
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()

@@ -15,8 +15,8 @@ from wsgcn.io import atomic_path
 
 
 def resolve_device(name=""):
-    """``""``/``"auto"``: CUDA when available, else the CPU; otherwise the named device."""
-    """Under torchrun, a bare ``cuda`` means this process's GPU, ``cuda:LOCAL_RANK``."""
+    """``""``/``"auto"``: CUDA when available, else the CPU; otherwise the named device.
+    Under torchrun, a bare ``cuda`` means this process's GPU, ``cuda:LOCAL_RANK``."""
     if name in ("", "auto", None):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)

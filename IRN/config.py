@@ -31,13 +31,16 @@ class IRNConfig(CommonConfig):
     irn_weights_name: str = field("sess/res50_irn.pth", "IRNet weights, relative to work_dir")
     irn_backbone_weights: str = field("imagenet", "IRNet's frozen ResNet-50: imagenet, a .pth path, none, "
                                                   "or cam (the trained CAM network's backbone)")
-    irn_crop_size: int = field(512, "train_irn crop size; also make_sem_seg's padded canvas")
+    irn_crop_size: int = field(512, "train_irn crop size (a multiple of 4)")
     irn_batch_size: int = field(32, "train_irn batch size")
     irn_num_epoches: int = field(3, "train_irn epochs")
     irn_learning_rate: float = field(0.1, "boundary-branch learning rate; displacement at 10x")
     irn_weight_decay: float = field(1e-4, "train_irn weight decay")
     irn_rescale: tuple[float, float] = field((0.5, 1.5), "train_irn random rescale range")
     # Random walk
+    sem_seg_canvas_size: int = field(512, "make_sem_seg pads each image to this square before IRNet, as the "
+                                          "original's EdgeDisplacement(crop_size=512) does whatever crop IRNet "
+                                          "was trained on (larger images: rounded up to a multiple of 16)")
     beta: int = field(10, "affinity power")
     exp_times: int = field(8, "log2 of the random-walk length (T^(2^exp_times))")
     sem_seg_bg_thres: float = field(0.25, "background score of the random-walk labels")

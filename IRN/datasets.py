@@ -8,7 +8,6 @@ shards reproducibly.  Call ``set_epoch`` before each epoch.
 import numpy as np
 import torch
 from PIL import Image
-from scipy import ndimage
 from torch.utils.data import Dataset
 
 from wsgcn.io import load_label_png
@@ -20,25 +19,23 @@ def normalize(img):
     return ((np.asarray(img, np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
 
 
-def rescale_image(img, scale, anti_aliasing=True):
-    """Rescale an (H, W, 3) image to (round(H*s), round(W*s)) as IRNet does with skimage's
-    ``rescale(order=3, preserve_range=True)``, in scipy.ndimage terms: a Gaussian prefilter of
-    sigma (1/s - 1)/2 when shrinking (``anti_aliasing``), a cubic spline zoom on pixel centres,
-    mirrored borders, and the result clipped to the input's range.  Returns float32."""
-    img = np.asarray(img, np.float64)
+def rescale(img, scale, order):
+    """Rescale an (H, W[, 3]) uint8 array to (round(H*s), round(W*s)) with PIL, as IRNet's
+    ``pil_rescale``: bicubic for images (``order=3``), nearest for label maps (``order=0``).
+    The result stays uint8 (PIL rounds and clips it); an unchanged size returns the input."""
+    if order not in (0, 3):
+        raise ValueError(f"rescale: order must be 0 (nearest) or 3 (bicubic), got {order}")
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        raise ValueError(f"rescale: expected a uint8 array, got {img.dtype}")
     h, w = img.shape[:2]
-    out_h, out_w = (max(1, int(v)) for v in np.round(np.array([h, w]) * scale))
-    factors = np.array([h / out_h, w / out_w, 1.0])
-    smoothed = ndimage.gaussian_filter(img, np.maximum(0, (factors - 1) / 2), mode="mirror") if anti_aliasing else img
-    out = ndimage.zoom(smoothed, (out_h / h, out_w / w, 1.0), order=3, mode="mirror", grid_mode=True)
-    return np.clip(out, img.min(), img.max()).astype(np.float32)
-
-
-def rescale_labels(labels, scale):
-    """Nearest-neighbour rescale of an (H, W) label map."""
-    h, w = labels.shape
-    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
-    return np.asarray(Image.fromarray(labels).resize(size, Image.NEAREST))
+    out_h, out_w = int(np.round(h * scale)), int(np.round(w * scale))
+    if (out_h, out_w) == (h, w):
+        return img
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"rescale: a {h}x{w} image at scale {scale} would be {out_h}x{out_w}")
+    resample = Image.BICUBIC if order == 3 else Image.NEAREST
+    return np.array(Image.fromarray(img).resize((out_w, out_h), resample))
 
 
 def random_crop_box(rng, size, crop):
@@ -99,7 +96,7 @@ class ClassificationDataset(_SeededDataset):
         rng, name = self.rng(idx), self.names[idx]
         img = self.voc.load_image(name)
         target_long = int(rng.integers(self.resize_long[0], self.resize_long[1] + 1))
-        img = normalize(rescale_image(img, target_long / max(img.shape[:2])))
+        img = normalize(rescale(img, target_long / max(img.shape[:2]), order=3))
         if rng.random() < 0.5:
             img = img[:, ::-1]
         (img,) = crop_into([img], [0.0], self.crop_size, random_crop_box(rng, img.shape[:2], self.crop_size))
@@ -121,7 +118,7 @@ class MultiScaleDataset(_SeededDataset):
         img = self.voc.load_image(name)
         pyramid = []
         for s in self.scales:
-            scaled = normalize(rescale_image(img, s))
+            scaled = normalize(rescale(img, s, order=3))
             pyramid.append(torch.stack([chw(scaled), chw(scaled[:, ::-1])]))
         return {"name": name, "img": pyramid, "size": img.shape[:2],
                 "label": torch.from_numpy(self.voc.class_labels(name))}
@@ -144,12 +141,12 @@ class AffinityDataset(_SeededDataset):
         if label.shape != img.shape[:2]:
             raise ValueError(f"{self.ir_label_dir / name}.png: IR label is {label.shape}, image is {img.shape[:2]}")
         scale = self.rescale[0] + rng.random() * (self.rescale[1] - self.rescale[0])
-        img, label = normalize(rescale_image(img, scale, anti_aliasing=False)), rescale_labels(label, scale)
+        img, label = normalize(rescale(img, scale, order=3)), rescale(label, scale, order=0)
         if rng.random() < 0.5:
             img, label = img[:, ::-1], label[:, ::-1]
         box = random_crop_box(rng, img.shape[:2], self.crop_size)
         img, label = crop_into([img, label], [0.0, IGNORE_INDEX], self.crop_size, box)
-        bg_pos, fg_pos, neg = self.path_index.pair_labels(label[::4, ::4])
+        bg_pos, fg_pos, neg = self.path_index.pair_labels(rescale(label, 0.25, order=0))
         return {"name": name, "img": chw(img), "bg_pos": torch.as_tensor(bg_pos),
                 "fg_pos": torch.as_tensor(fg_pos), "neg": torch.as_tensor(neg)}
 

@@ -97,6 +97,39 @@ def test_canvas_size():
     assert canvas_size((130, 97), 128) == (144, 128)
 
 
+def test_sem_seg_canvas_is_the_originals_512_in_every_profile():
+    from IRN.config import PROFILES, IRNConfig
+    from wsgcn.config import parse_config
+
+    for profile in PROFILES:
+        cfg = parse_config(IRNConfig, PROFILES, ["--profile", profile])
+        assert cfg.sem_seg_canvas_size == 512, profile
+    assert parse_config(IRNConfig, PROFILES, ["--profile", "demo"]).irn_crop_size == 128  # training crop apart
+
+
+def test_boundary_and_features_run_on_the_zero_padded_canvas():
+    """IRNet sees the image and its flip top-left on a zero canvas (GroupNorm's statistics
+    include the padding); the outputs are cropped to the image's stride-4 grid, the flip's
+    flipped back and averaged, the boundary through a sigmoid."""
+    from IRN.net.resnet50_irn import IRNet
+    from IRN.step.make_sem_seg_labels import boundary_and_features
+
+    torch.manual_seed(0)
+    model = IRNet().eval()
+    image = torch.randn(1, 3, 37, 50)
+    pair = torch.cat([image, image.flip(-1)])
+    boundary, features = boundary_and_features(model, pair, canvas=96)
+    canvas = torch.zeros(2, 3, 96, 96)
+    canvas[:, :, :37, :50] = pair
+    with torch.no_grad():
+        edge, _, feats = model(canvas, with_features=True)
+    edge, feats = edge[..., :10, :13], feats[..., :10, :13]
+    torch.testing.assert_close(boundary, torch.sigmoid(edge[0, 0] / 2 + edge[1, 0].flip(-1) / 2))
+    torch.testing.assert_close(features, feats[0] / 2 + feats[1].flip(-1) / 2)
+    other, _ = boundary_and_features(model, pair, canvas=64)
+    assert (other - boundary).abs().max() > 1e-4  # the canvas matters: it is a setting, not a detail
+
+
 def test_random_walk_labels_match_dense_t256():
     """The sparse walk gives the labels of the original's dense T^256 formulation."""
     from types import SimpleNamespace
@@ -131,7 +164,7 @@ def test_boundary_and_features_on_an_image_larger_than_the_canvas():
     torch.manual_seed(0)
     pair = torch.randn(1, 3, 530, 37)
     pair = torch.cat([pair, pair.flip(-1)])
-    boundary, features = boundary_and_features(IRNet().eval(), pair, crop_size=512)
+    boundary, features = boundary_and_features(IRNet().eval(), pair, canvas=512)
     assert boundary.shape == (133, 10) and features.shape == (160, 133, 10)
     assert 0 <= boundary.min() and boundary.max() <= 1
 

@@ -21,20 +21,21 @@ from wsgcn.voc import VOC12, read_image_list
 INFER_RADIUS = 5
 
 
-def canvas_size(size, crop_size):
-    """The zero-padded canvas IRNet runs on: ``crop_size`` square as the original, or, for a
-    larger image, its size rounded up to a multiple of 16 (the original would crop it)."""
-    return tuple(max(crop_size, -(-s // 16) * 16) for s in size)
+def canvas_size(size, canvas):
+    """The zero-padded canvas IRNet runs on: a ``canvas`` square as the original (512), or, for
+    a larger image, its size rounded up to a multiple of 16 (the original would fail on it)."""
+    return tuple(max(canvas, -(-s // 16) * 16) for s in size)
 
 
 @torch.no_grad()
-def boundary_and_features(model, pair, crop_size):
+def boundary_and_features(model, pair, canvas):
     """pair: (2, 3, H, W) image and its flip.  Returns the boundary map (h, w) = sigmoid of the
     flip-averaged logit, and the flip-averaged node features (160, h, w)."""
     size = pair.shape[2:]
     grid = strided_size(size, 4)
-    canvas = canvas_size(size, crop_size)
-    padded = F.pad(pair, [0, canvas[1] - size[1], 0, canvas[0] - size[0]])
+    padded_size = canvas_size(size, canvas)
+    # GroupNorm's statistics include the zero padding, so the canvas changes the outputs.
+    padded = F.pad(pair, [0, padded_size[1] - size[1], 0, padded_size[0] - size[0]])
     edge, _, features = model(padded, with_features=True)
     edge, features = edge[..., : grid[0], : grid[1]], features[..., : grid[0], : grid[1]]
     boundary = torch.sigmoid(edge[0, 0] / 2 + edge[1, 0].flip(-1) / 2)
@@ -66,7 +67,7 @@ def run(cfg):
         name, size = pack["name"], pack["size"]
         with failures.guard(name):
             cams = load_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, size)
-            boundary, features = boundary_and_features(model, pack["img"][0].to(device), cfg.irn_crop_size)
+            boundary, features = boundary_and_features(model, pack["img"][0].to(device), cfg.sem_seg_canvas_size)
             labels = random_walk_labels(torch.from_numpy(cams["cam"]).to(device), cams["keys"], boundary, size, cfg)
             save_npz(work.boundary / f"{name}.npz", boundary=boundary.cpu().numpy().astype(np.float32))
             save_npz(work.features / f"{name}.npz", features=features.cpu().numpy().astype(np.float16))

@@ -43,6 +43,9 @@ def run(cfg):
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    if cfg.irn_crop_size % 4:
+        raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} must be a multiple of 4 (the pair labels "
+                         f"live on the crop reduced x0.25)")
     grid = cfg.irn_crop_size // 4
     if grid <= 2 * (TRAIN_RADIUS - 1):
         raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} is too small for radius-{TRAIN_RADIUS} pairs: "

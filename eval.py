@@ -1,4 +1,4 @@
-"""mIoU of a folder of label maps against the VOC ground truth (SPEC §9).
+"""mIoU of a folder of label maps against the VOC ground truth (docs/method.md §9).
 
     python eval.py --pred Data/GCN4DeepLab/Label --gt Data/VOC12/VOC2012/SegmentationClassAug \
                    --list Data/VOC12/train.txt

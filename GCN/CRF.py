@@ -1,4 +1,4 @@
-"""Dense-CRF refinement of the GCN's scores (SPEC §8).
+"""Dense-CRF refinement of the GCN's scores (docs/method.md §8).
 
     python GCN/CRF.py --work_dir Data --voc12_root Data/VOC12/VOC2012 --train_list Data/VOC12/train.txt
 
@@ -7,21 +7,17 @@ dense CRF on the full-resolution image; writes ``GCN4DeepLab/CRF_Label/<name>.pn
 ``GCN4DeepLab/CRF_Logit/<name>.npz`` (``keys``, ``prob`` = the CRF marginals).
 """
 import functools
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from GCN.config import PROFILES, GCNConfig  # noqa: E402
-from GCN.dataset import find_logit_file, load_logits  # noqa: E402
-from wsgcn.crf import dense_crf  # noqa: E402
-from wsgcn.io import save_label_png, save_npz  # noqa: E402
-from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import Failures, map_images, pending_images  # noqa: E402
-from wsgcn.scripts import script_main  # noqa: E402
-from wsgcn.voc import VOC12, read_image_list  # noqa: E402
+from GCN.config import PROFILES, GCNConfig
+from wsgcn.crf import dense_crf
+from wsgcn.io import save_label_png, save_npz
+from wsgcn.layout import WorkDir
+from wsgcn.per_image import Failures, map_images, pending_images
+from wsgcn.scores import find_score_file, load_probs
+from wsgcn.scripts import script_main
+from wsgcn.voc import VOC12, read_image_list
 
 
 def refine(image, prob, params):
@@ -33,11 +29,11 @@ def refine(image, prob, params):
 
 def refine_image(cfg, voc, work, name):
     image = voc.load_image(name)
-    keys, prob = load_logits(find_logit_file(work.gcn_logit, name, cfg.allow_pickle), cfg.allow_pickle,
-                             image.shape[:2])
+    labels, prob = load_probs(find_score_file(work.gcn_logit, name, cfg.allow_pickle), cfg.allow_pickle,
+                              image.shape[:2])
     q = refine(image, prob, cfg.refine_crf)
-    save_npz(work.crf_logit / f"{name}.npz", keys=keys, prob=q)
-    save_label_png(work.crf_label / f"{name}.png", keys[q.argmax(0)].astype(np.uint8))
+    save_npz(work.crf_logit / f"{name}.npz", keys=labels, prob=q)
+    save_label_png(work.crf_label / f"{name}.png", labels[q.argmax(0)].astype(np.uint8))
     return name
 
 
@@ -46,7 +42,7 @@ def run(cfg):
     job = functools.partial(refine_image, cfg, voc, work)
     failures = Failures("CRF", work.crf_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
-                           lambda name: [find_logit_file(work.gcn_logit, name, cfg.allow_pickle)], cfg.overwrite,
+                           lambda name: [find_score_file(work.gcn_logit, name, cfg.allow_pickle)], cfg.overwrite,
                            failures)
     done = sum(1 for _ in map_images(job, names, cfg.num_workers, "CRF", cfg.quiet, failures))
     print(f"CRF: {done} images, labels in {work.crf_label}")

@@ -9,8 +9,8 @@ in a fresh process, and prints one JSON line per mode:
 - ``original``: WSGCN's formulation, reimplemented: T^256 stored dense on disk (written before
   the clock starts) and loaded, ``rownorm`` by a dense diagonal product, the Laplacian filled
   in a Python loop as a dense float64 matrix, every epoch propagating both layers densely;
-- ``dense``: this project's exact mode (M built in memory from the boundary map, sparse
-  Laplacian, the first layer propagated once);
+- ``dense``: this project's exact mode (M built in memory from the boundary map, the Laplacian
+  as one weight map per neighbour offset, the first layer propagated once);
 - ``lowmem``: the low-memory mode (the default).
 
 Fields: ``mode``, ``nodes``, ``sec_per_image``, ``peak_mb`` (CPU: how far the process's resident
@@ -22,24 +22,21 @@ ratios; absolute figures mean something on a GPU.
 import argparse
 import json
 import multiprocessing as mp
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from GCN.config import GCNConfig  # noqa: E402
-from GCN.dataset import GCNInputs  # noqa: E402
-from GCN.laplacian import dense_colour_position_laplacian  # noqa: E402
-from GCN.models import GCN  # noqa: E402
-from GCN.train import train_gcn  # noqa: E402
-from wsgcn.affinity import dense_transition_power  # noqa: E402
+from GCN.config import GCNConfig
+from GCN.inputs import GCNInputs
+from GCN.models import GCN
+from GCN.train import train_gcn
+from wsgcn.affinity import dense_transition_power
+from wsgcn.cams import labels_with_background
 
 
 def synthetic_inputs(h, w, seed=0):
@@ -66,6 +63,28 @@ def synthetic_inputs(h, w, seed=0):
     return GCNInputs("synthetic", image, image, features, boundary, partial, classes[1:] - 1)
 
 
+def original_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2):
+    """WSGCN's Laplacian as its dataset.py builds it: a Python loop over pixels filling a dense
+    float64 (N, N) S over rows 0..2 below and columns ±2, then S = max(S, Sᵀ) and L = D - S.
+    O(N²) memory: for the benchmark and tiny test images only.
+
+    image (h, w, 3) in 0..255 -> L (N, N) float64 numpy array.
+    """
+    img = np.asarray(image, np.float64) / 255.0
+    h, w = img.shape[:2]
+    s = np.zeros((h * w, h * w))
+    for y in range(h):
+        for x in range(w):
+            for dy in range(radius_rows + 1):
+                for dx in range(-radius_cols, radius_cols + 1):
+                    ny, nx = y + dy, x + dx
+                    if 0 <= ny < h and 0 <= nx < w:
+                        d_rgb = ((img[y, x] - img[ny, nx]) ** 2).sum()
+                        s[y * w + x, ny * w + nx] = np.exp(-d_rgb / rgb_scale - (dy * dy + dx * dx) / xy_scale)
+    s = np.maximum(s, s.T)
+    return np.diag(s.sum(1)) - s
+
+
 def original_stage(inputs, cfg, device, stored_graph):
     """WSGCN's GCN stage on one image, as its train.py/dataset.py do it."""
     h, w = inputs.partial_labels.shape
@@ -74,7 +93,7 @@ def original_stage(inputs, cfg, device, stored_graph):
     adj = torch.stack([graph, graph.t()]).max(0)[0] + torch.eye(n, device=device)
     r_inv = adj.sum(1).pow(-1)
     adj = torch.mm(torch.diagflat(r_inv), adj)                    # row normalisation as the original
-    lap = torch.from_numpy(dense_colour_position_laplacian(inputs.grid_image)).to(device)
+    lap = torch.from_numpy(original_laplacian(inputs.grid_image)).to(device)
     features = torch.from_numpy(inputs.features.reshape(160, n).T.copy()).to(device)
     labels = torch.from_numpy(inputs.partial_labels.astype(np.int64).reshape(-1)).to(device)
     fg = torch.where(labels == 0, 255, labels)
@@ -126,8 +145,8 @@ def run_mode(mode, h, w, device_name, epochs, batch, stored_graph, queue):
         log_probs = original_stage(inputs, cfg, device, stored_graph)
     else:
         log_probs = train_gcn(batch_inputs, cfg, device)[0][0]
-    keys = torch.as_tensor(np.concatenate([[0], inputs.keys + 1]), device=log_probs.device)
-    labels = keys[log_probs[keys].argmax(0)].cpu().numpy()
+    present = torch.as_tensor(labels_with_background(inputs.classes), device=log_probs.device)
+    labels = present[log_probs[present].argmax(0)].cpu().numpy()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 20

@@ -1,4 +1,4 @@
-"""Settings of the GCN stage (SPEC §6-8) with the published defaults, shared by
+"""Settings of the GCN stage (docs/method.md §6-8) with the published defaults, shared by
 ``GCN/make_dataset.py``, ``GCN/train.py`` and ``GCN/CRF.py`` (each reads what it needs)."""
 from dataclasses import dataclass
 

@@ -1,19 +1,24 @@
-"""The GCN's graph (SPEC §7): M = rownorm(max(T^256, T^256ᵀ) + I), rebuilt on the device from
-the class-boundary map that the IRN stage stores, never read from disk as a dense matrix.
+"""The GCN's graph (docs/method.md §7): M = rownorm(max(T^256, T^256ᵀ) + I), rebuilt on the
+device from the class-boundary map that the IRN stage stores, never read from disk as a dense
+matrix.
 
-Two modes: ``exact_adjacency``, the reference, a dense (N, N) matrix in memory only (N = h*w
-nodes; about 550 MB in float32 for a 500x375 VOC image, and 8 dense squarings to get T^256),
-and ``LowRankGraph``, an operator that needs O(N * rank) memory.
+Each mode of ``--graph`` is a class in ``GRAPHS`` with two static methods: ``prepare(boundary,
+cfg)``, the CPU work of one image (run in the data-loading workers), and ``assemble(prepared,
+batch, cfg)``, the operator on the device for a :class:`GCN.batch.GridBatch` of images, acting
+on (B, H*W, C) node values; padding nodes are neither read nor written.
 
-Batches: several images' graphs act on one (B, H*W, C) tensor, image b's (h_b, w_b) grid laid
-out in the top-left corner of a common (H, W) grid (``grid_index``); nodes outside it are
-padding, which the graphs neither read nor write.
+- ``dense``: the exact M, a (B, H*W, H*W) tensor (about 550 MB in float32 for a 500x375 VOC
+  image, and 8 dense squarings of an N x N matrix to get T^256);
+- ``lowmem`` (default): :class:`LowRankGraph`, an operator in O(N * rank) memory.
+
+A new graph is one new class registered in ``GRAPHS``.
 """
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 import torch
 
+from GCN.batch import GridBatch
 from wsgcn.affinity import affinity_graph, dense_transition_power
 
 
@@ -25,19 +30,11 @@ def exact_adjacency(boundary, beta=10, exp_times=8, radius=5):
     return m / m.sum(1, keepdim=True)
 
 
-def grid_index(shape, grid):
-    """Where the nodes of an (h, w) grid sit on a larger (H, W) grid: (h*w,) int64 indices."""
-    (h, w), width = shape, grid[1]
-    return (np.arange(h)[:, None] * width + np.arange(w)[None, :]).reshape(-1)
-
-
-def batched_exact_adjacency(boundaries, grid, beta=10, exp_times=8, radius=5):
-    """A list of B boundary maps (h_b, w_b) -> (B, H*W, H*W) with each image's M on its nodes
-    and zeros elsewhere."""
-    n = grid[0] * grid[1]
-    out = boundaries[0].new_zeros(len(boundaries), n, n)
-    for b, boundary in enumerate(boundaries):
-        index = torch.as_tensor(grid_index(boundary.shape, grid), device=boundary.device)
+def batched_exact_adjacency(boundaries, batch, beta=10, exp_times=8, radius=5):
+    """B boundary maps (h_b, w_b) tensors laid out as ``batch`` -> (B, H*W, H*W) with each
+    image's M on its nodes and zeros elsewhere."""
+    out = boundaries[0].new_zeros(len(boundaries), batch.num_nodes, batch.num_nodes)
+    for b, (boundary, index) in enumerate(zip(boundaries, batch.node_index)):
         out[b, index[:, None], index[None, :]] = exact_adjacency(boundary, beta, exp_times, radius)
     return out
 
@@ -98,27 +95,27 @@ class LowRankGraph:
     symmetric max.
 
     ``LowRankGraph(boundary)`` is one image's operator on (N, C); ``LowRankGraph.batch(parts,
-    grid, device)`` stacks many images' :func:`low_rank_parts` into one operator on (B, H*W, C),
-    zero-padded so that each image's product is the one it gets alone.
+    batch)`` stacks many images' :func:`low_rank_parts` into one operator on (B, H*W, C) for a
+    :class:`GCN.batch.GridBatch`, zero-padded so that each image's product is the one it gets alone.
     """
 
     def __init__(self, boundary, beta=10, exp_times=8, radius=5, rank=64, isolation=0.01, groups=64):
         parts = low_rank_parts(boundary, beta, exp_times, radius, rank, isolation, groups)
-        self._assemble([parts], parts["shape"], boundary.device)
+        self._assemble([parts], GridBatch([parts["shape"]], boundary.device))
 
     @classmethod
-    def batch(cls, parts, grid, device="cpu"):
-        """One operator on (B, H*W, C) from B images' :func:`low_rank_parts`, grids within ``grid``."""
+    def batch(cls, parts, batch):
+        """One operator on (B, H*W, C) from B images' :func:`low_rank_parts`, laid out as ``batch``."""
         graph = cls.__new__(cls)
-        graph._assemble(parts, tuple(grid), torch.device(device))
+        graph._assemble(parts, batch)
         return graph
 
-    def _assemble(self, parts, grid, device):
+    def _assemble(self, parts, batch):
         """Stack the images' parts, each padded to common sizes with zeros, in the operator's node
         order per image: [kept by degree in ``groups`` groups of ``size`` rows, isolated]."""
         if len({p["groups"] for p in parts}) != 1:
             raise ValueError("the images of a batch must use the same number of degree groups")
-        groups, n = parts[0]["groups"], grid[0] * grid[1]
+        groups, n, device = parts[0]["groups"], batch.num_nodes, batch.device
         size = max(1, max(-(-len(p["kept"]) // groups) for p in parts))
         rank = max(p["u"].shape[1] for p in parts)
         alone = max(len(p["alone"]) for p in parts)
@@ -135,8 +132,7 @@ class LowRankGraph:
         # that each grid node reads back.  Both are offset to index the flattened batch.
         perm = np.full((len(parts), rows), n)
         position = np.full((len(parts), n), rows)
-        for b, p in enumerate(parts):
-            index = grid_index(p["shape"], grid)
+        for b, (p, index) in enumerate(zip(parts, batch.index)):
             kept, lone = index[p["kept"]], index[p["alone"]]
             perm[b, : len(kept)], perm[b, groups * size: groups * size + len(lone)] = kept, lone
             position[b, kept] = np.arange(len(kept))
@@ -209,20 +205,44 @@ def _top_eigenpairs(s, rank):
     return lam, u
 
 
-def build_graph(boundaries, cfg, grid=None, parts=None):
-    """The GCN's graph for a list of B boundary maps (h_b, w_b) on the device, laid out on the
-    (H, W) ``grid`` (default: the first map's shape), in the mode ``cfg.graph``: a dense
-    (B, H*W, H*W) tensor or a :class:`LowRankGraph`; both act on (B, H*W, C).  ``parts``: the
-    maps' :func:`low_rank_parts`, when already computed (e.g. in data-loading workers)."""
-    grid = tuple(grid or boundaries[0].shape)
-    if cfg.graph == "dense":
-        return batched_exact_adjacency(boundaries, grid, cfg.beta, cfg.exp_times)
-    if cfg.graph == "lowmem":
-        parts = parts or [graph_parts(b, cfg) for b in boundaries]
-        return LowRankGraph.batch(parts, grid, boundaries[0].device)
-    raise ValueError(f"--graph {cfg.graph!r}: use dense or lowmem")
+class DenseGraph:
+    """``--graph dense``: the exact M of each image, built on the device."""
+
+    @staticmethod
+    def prepare(boundary, cfg):
+        return np.asarray(boundary, np.float32)  # nothing to do ahead on the CPU
+
+    @staticmethod
+    def assemble(prepared, batch, cfg):
+        boundaries = [torch.as_tensor(b, device=batch.device) for b in prepared]
+        return batched_exact_adjacency(boundaries, batch, cfg.beta, cfg.exp_times)
 
 
-def graph_parts(boundary, cfg):
-    """:func:`low_rank_parts` with the settings of ``cfg`` (a GCNConfig)."""
-    return low_rank_parts(boundary, cfg.beta, cfg.exp_times, rank=cfg.graph_rank, isolation=cfg.graph_isolation)
+class LowMemGraph:
+    """``--graph lowmem``: :class:`LowRankGraph`; the eigensolver runs in ``prepare``."""
+
+    @staticmethod
+    def prepare(boundary, cfg):
+        return low_rank_parts(boundary, cfg.beta, cfg.exp_times, rank=cfg.graph_rank, isolation=cfg.graph_isolation)
+
+    @staticmethod
+    def assemble(prepared, batch, cfg):
+        return LowRankGraph.batch(prepared, batch)
+
+
+GRAPHS = {"dense": DenseGraph, "lowmem": LowMemGraph}
+
+
+def graph_mode(name):
+    """The class of ``--graph name`` in ``GRAPHS``."""
+    if name not in GRAPHS:
+        raise ValueError(f"--graph {name!r}: use one of {', '.join(GRAPHS)}")
+    return GRAPHS[name]
+
+
+def build_graph(boundaries, cfg, batch=None):
+    """The graph of ``cfg.graph`` for B boundary maps (h_b, w_b) laid out as ``batch`` (default:
+    one grid as large as the largest map, on the maps' device): prepare, then assemble."""
+    mode = graph_mode(cfg.graph)
+    batch = batch or GridBatch([b.shape for b in boundaries], torch.as_tensor(boundaries[0]).device)
+    return mode.assemble([mode.prepare(torch.as_tensor(b).cpu(), cfg) for b in boundaries], batch, cfg)

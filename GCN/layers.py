@@ -33,7 +33,7 @@ def propagate(m, x):
 class GraphConvolution(nn.Module):
     """(N, in_features) float32 -> (N, out_features) float32: M (X W) + b.  The same code runs
     B graphs at once, (B, N, in) -> (B, N, out), when weight is (B, in, out) and bias (B, 1, out)
-    (see ``GCN.stack``).
+    (see :class:`GCN.models.StackedGCN`).
 
     weight (in_features, out_features) and bias (out_features,) start uniform in
     ±1/sqrt(out_features), as pygcn's reset_parameters.
@@ -53,8 +53,8 @@ class GraphConvolution(nn.Module):
         if self.bias is not None:
             nn.init.uniform_(self.bias, -stdv, stdv)
 
-    def forward(self, x, propagate, x_propagated=None):
-        """x (N, in_features); propagate: the graph (see ``as_propagator``).
+    def forward(self, x, graph, x_propagated=None):
+        """x (N, in_features); graph: M (see ``as_propagator``).
 
         x_propagated (N, in_features) = M x, when the caller has it: M (X W) = (M X) W, so a
         fixed input needs propagating once per graph rather than once per step.
@@ -62,9 +62,9 @@ class GraphConvolution(nn.Module):
         if x_propagated is not None:
             out = x_propagated @ self.weight
         elif self.out_features < self.in_features:
-            out = as_propagator(propagate)(x @ self.weight)  # propagate the narrower side
+            out = propagate(graph, x @ self.weight)  # propagate the narrower side
         else:
-            out = as_propagator(propagate)(x) @ self.weight
+            out = propagate(graph, x) @ self.weight
         return out + self.bias if self.bias is not None else out
 
     def extra_repr(self):

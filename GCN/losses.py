@@ -1,16 +1,16 @@
-"""WSGCN's per-image loss (SPEC §7) on log-probabilities Y (N, C) and partial labels (N,) int64
-(0 = background, 1..20 = classes, 255 = unlabelled).
+"""WSGCN's per-image loss (docs/method.md §7) on log-probabilities Y (N, C) and partial labels
+(N,) int64 (0 = background, 1..20 = classes, 255 = unlabelled).
 
-A batch of images trained together is Y (B, N, C) and labels (B, N), with ``PADDING`` (-1) on
-the nodes that are not part of an image; every loss is then (B,), each image's own.  Empty
+A batch of images trained together (:class:`GCN.batch.GridBatch`) is Y (B, N, C) and labels
+(B, N), with ``PADDING`` on the nodes that are not part of an image; every loss is then (B,),
+each image's own.  Empty
 groups are handled by masked sums over clamped counts rather than ``if mask.any()``, so a
 training step on a GPU never waits on a host synchronisation.
 """
 import torch
 
+from GCN.batch import PADDING
 from wsgcn.voc import IGNORE_INDEX
-
-PADDING = -1
 
 
 def _masked_mean(values, mask, count_per_row=1):

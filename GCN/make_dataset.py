@@ -1,4 +1,4 @@
-"""Partial pseudo labels for the GCN (SPEC §6).
+"""Partial pseudo labels for the GCN (docs/method.md §6).
 
     python GCN/make_dataset.py --work_dir Data --voc12_root Data/VOC12/VOC2012 --train_list Data/VOC12/train.txt
 
@@ -6,24 +6,20 @@ Reads ``IRN4GCN/CAM/<name>.npz``; writes ``IRN4GCN/PARTIAL_PSEUDO_LABEL_DN/<name
 and ``IRN4GCN/PARTIAL_PSEUDO_LABEL_DN_UP/<name>.png`` (nearest-upsampled to the image).
 """
 import functools
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from GCN.config import PROFILES, GCNConfig  # noqa: E402
-from GCN.dataset import grid_cams, grid_image  # noqa: E402
-from GCN.partial_labels import partial_pseudo_labels  # noqa: E402
-from wsgcn.cams import find_cam_file, strided_size  # noqa: E402
-from wsgcn.io import save_label_png  # noqa: E402
-from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import Failures, map_images, pending_images  # noqa: E402
-from wsgcn.scripts import script_main  # noqa: E402
-from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list  # noqa: E402
+from GCN.config import PROFILES, GCNConfig
+from GCN.inputs import grid_cams, grid_image
+from GCN.partial_labels import partial_pseudo_labels
+from wsgcn.io import save_label_png
+from wsgcn.layout import WorkDir, strided_size
+from wsgcn.per_image import Failures, map_images, pending_images
+from wsgcn.scores import find_score_file
+from wsgcn.scripts import script_main
+from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
 
 
 def upsample_nearest(labels, size):
@@ -36,8 +32,8 @@ def make_partial_labels(cfg, voc, work, name):
     """Writes one image's partial labels; returns (name, labelled fraction of the nodes)."""
     image = voc.load_image(name)
     grid = strided_size(image.shape[:2], 4)
-    cams, keys = grid_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
-    labels, _ = partial_pseudo_labels(grid_image(image, grid), cams, keys, cfg)
+    cams, classes = grid_cams(find_score_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
+    labels, _ = partial_pseudo_labels(grid_image(image, grid), cams, classes, cfg)
     save_label_png(work.partial_labels / f"{name}.png", labels)
     save_label_png(work.partial_labels_full / f"{name}.png", upsample_nearest(labels, image.shape[:2]))
     return name, float((labels != IGNORE_INDEX).mean())
@@ -47,7 +43,7 @@ def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
     failures = Failures("make_dataset", work.partial_labels)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
-                           lambda name: [find_cam_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)
+                           lambda name: [find_score_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)
     job = functools.partial(make_partial_labels, cfg, voc, work)
     coverage = [c for _, c in map_images(job, names, cfg.num_workers, "make_dataset", cfg.quiet, failures)]
     if coverage:

@@ -1,16 +1,16 @@
-"""WSGCN's per-image network (SPEC §7): two graph convolutions, log-softmax over classes."""
+"""WSGCN's per-image network (docs/method.md §7): two graph convolutions, log-softmax over classes."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from GCN.layers import GraphConvolution
+from GCN.layers import GraphConvolution, propagate
+from wsgcn.runtime import image_seed
 
 
 class GCN(nn.Module):
     """GraphConv(nfeat -> nhid) -> ReLU -> dropout -> GraphConv(nhid -> nclass) -> log-softmax.
 
-    ``GCN.stack(models)`` turns B such networks into one whose parameters carry a leading batch
-    dimension, to train many images' GCNs in one set of launches on (B, N, ·) inputs.
+    :class:`StackedGCN` trains B of them as one, on (B, N, ·) inputs.
     """
 
     def __init__(self, nfeat=160, nhid=16, nclass=21, dropout=0.3):
@@ -19,33 +19,68 @@ class GCN(nn.Module):
         self.gc2 = GraphConvolution(nhid, nclass)
         self.dropout = dropout
 
-    @classmethod
-    def stack(cls, models):
-        """One GCN holding B models' parameters, weights (B, in, out) and biases (B, 1, out);
-        its output for image b is model b's.  Adam's update is elementwise, so one optimizer
-        over the stack trains each model as its own optimizer would."""
-        first = models[0]
-        stacked = cls(first.gc1.in_features, first.gc1.out_features, first.gc2.out_features, first.dropout)
-        with torch.no_grad():
-            for layer in ("gc1", "gc2"):
-                target = getattr(stacked, layer)
-                target.weight = nn.Parameter(torch.stack([getattr(m, layer).weight for m in models]))
-                target.bias = nn.Parameter(torch.stack([getattr(m, layer).bias for m in models])[:, None])
-        return stacked
-
-    def forward(self, x, propagate, x_propagated=None, keep=None):
-        """x (N, nfeat) float32, or (B, N, nfeat) for a stack; propagate: the graph M (see
+    def forward(self, x, graph, x_propagated=None, keep=None):
+        """x (N, nfeat) float32, or (B, N, nfeat) for a :class:`StackedGCN`; graph: M (see
         ``layers.as_propagator``); x_propagated = M x if precomputed (the input is fixed during
         an image's training, so the first layer's propagation can be done once); keep: the
         dropout's keep mask (..., N, nhid) bool, drawn here from the global generator if not
-        given (the caller gives it to seed each image of a stack on its own).
+        given.
 
         Returns (..., N, nclass) log-probabilities.
         """
-        h = F.relu(self.gc1(x, propagate, x_propagated))
+        h = F.relu(self.gc1(x, graph, x_propagated))
         if self.training and self.dropout > 0:
             # F.dropout's operation, with the mask drawn by torch.rand: 3x faster than its
             # bernoulli_ on the CPU, and it lets the caller supply the mask
             keep = torch.rand_like(h) >= self.dropout if keep is None else keep
             h = h * keep / (1 - self.dropout)
-        return F.log_softmax(self.gc2(h, propagate), dim=-1)
+        return F.log_softmax(self.gc2(h, graph), dim=-1)
+
+
+class StackedGCN(GCN):
+    """The GCNs of a batch of images (a :class:`GCN.batch.GridBatch`) as one module, each image
+    with its own model, graph, dropout stream and result -- the one it gets trained alone.
+
+    The parameters carry a leading batch dimension, weights (B, in, out) and biases (B, 1, out);
+    Adam's update is elementwise, so one optimizer over the stack trains each model as its own
+    optimizer would.  A GCN is transductive: its inputs, the node ``features`` (B, H*W, nfeat)
+    and the ``graph``, are fixed, so the module holds them with the first layer's product
+    M X, computed once (M (X W1) = (M X) W1).  ``model()`` gives (B, H*W, nclass) log-probabilities.
+    """
+
+    def __init__(self, models, batch, features, graph, dropout_seeds):
+        first = models[0]
+        with torch.random.fork_rng(devices=[]):  # the layers' own init is replaced below
+            super().__init__(first.gc1.in_features, first.gc1.out_features, first.gc2.out_features, first.dropout)
+        with torch.no_grad():
+            for layer in ("gc1", "gc2"):
+                target = getattr(self, layer)
+                target.weight = nn.Parameter(torch.stack([getattr(m, layer).weight for m in models]).to(batch.device))
+                target.bias = nn.Parameter(torch.stack([getattr(m, layer).bias for m in models])[:, None].to(batch.device))
+        self.batch, self.features, self.graph = batch, features, graph
+        self.propagated = propagate(graph, features)
+        self.generators = [torch.Generator(batch.device).manual_seed(seed) for seed in dropout_seeds]
+
+    @classmethod
+    def for_images(cls, names, batch, features, graph, seed, nhid=16, nclass=21, dropout=0.3):
+        """Image b's model initialised from ``image_seed(seed, names[b])`` (on the CPU, so alike
+        on every device), its dropout stream from ``image_seed(seed + 1, names[b])``."""
+        models = []
+        for name in names:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(image_seed(seed, name))
+                models.append(GCN(features.shape[-1], nhid, nclass, dropout))
+        return cls(models, batch, features, graph, [image_seed(seed + 1, name) for name in names])
+
+    def dropout_mask(self):
+        """(B, H*W, nhid) bool keep mask, each image's nodes from its own generator."""
+        keep = torch.zeros(len(self.batch), self.batch.num_nodes, self.gc1.out_features, dtype=torch.bool,
+                           device=self.batch.device)
+        for b, (index, generator) in enumerate(zip(self.batch.node_index, self.generators)):
+            keep[b, index] = torch.rand(len(index), self.gc1.out_features, generator=generator,
+                                        device=self.batch.device) >= self.dropout
+        return keep
+
+    def forward(self):
+        keep = self.dropout_mask() if self.training and self.dropout > 0 else None
+        return super().forward(self.features, self.graph, self.propagated, keep)

@@ -1,4 +1,4 @@
-"""Partial pseudo labels (SPEC §6): the confident part of the CAMs, on the stride-4 grid.
+"""Partial pseudo labels (docs/method.md §6): the confident part of the CAMs, on the stride-4 grid.
 
 Two CRFs on [background score, CAMs] with a weak (alpha 4) and a strong (alpha 32)
 background give confident foreground and confident background; a node keeps its label only
@@ -12,22 +12,22 @@ from wsgcn.crf import dense_crf, score_unary
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES
 
 
-def crf_scores(image, cams, keys, alpha, crf_params):
-    """CRF marginals of [(1 - max CAM)^alpha, CAMs of ``keys``], spread onto 21 planes.
+def crf_scores(image, cams, classes, alpha, crf_params):
+    """CRF marginals of [(1 - max CAM)^alpha, CAMs of ``classes``], spread onto 21 planes.
 
-    image (h, w, 3) uint8; cams (20, h, w) with zeros for absent classes; keys (K,) present
+    image (h, w, 3) uint8; cams (20, h, w) with zeros for absent classes; classes (K,) present
     object classes.  Returns (21, h, w) float32, zero on the planes of absent classes.
     """
-    present = cams[keys]
+    present = cams[classes]
     bg = (1 - present.max(0, initial=0)) ** alpha
     q = dense_crf(image, score_unary(np.concatenate([bg[None], present])), crf_params)
     scores = np.zeros((NUM_CLASSES,) + cams.shape[1:], np.float32)
     scores[0] = q[0]
-    scores[np.asarray(keys) + 1] = q[1:]
+    scores[np.asarray(classes) + 1] = q[1:]
     return scores
 
 
-def confident_region(cams, keys, fg_classes, alpha_high, confident_ratio, bg_threshold):
+def confident_region(cams, classes, fg_classes, alpha_high, confident_ratio, bg_threshold):
     """Nodes where the raw CAMs are confident (h, w) bool.
 
     A foreground class of ``fg_classes`` (VOC indices) keeps the nodes where its CAM is the
@@ -35,7 +35,7 @@ def confident_region(cams, keys, fg_classes, alpha_high, confident_ratio, bg_thr
     above 0.1 (a class with no score above 0.1 keeps none).  Background (when 0 is in
     ``fg_classes``) keeps the argmax-background nodes whose bg^alpha_high exceeds ``bg_threshold``.
     """
-    scores = np.concatenate([((1 - cams[keys].max(0, initial=0)) ** alpha_high)[None], cams])
+    scores = np.concatenate([((1 - cams[classes].max(0, initial=0)) ** alpha_high)[None], cams])
     winner = scores.argmax(0)
     region = np.zeros(cams.shape[1:], bool)
     for c in fg_classes:
@@ -50,20 +50,20 @@ def confident_region(cams, keys, fg_classes, alpha_high, confident_ratio, bg_thr
     return region
 
 
-def partial_pseudo_labels(image, cams, keys, cfg):
+def partial_pseudo_labels(image, cams, classes, cfg):
     """Partial labels of one image on the grid.
 
     image (h, w, 3) uint8 (the image resized to the grid); cams (20, h, w) float;
-    keys (K,) object-class indices.  Returns (labels (h, w) uint8 with 255 = unlabelled,
+    classes (K,) object-class indices.  Returns (labels (h, w) uint8 with 255 = unlabelled,
     score map (21, h, w) float32: strong-background CRF's background, weak-background CRF's classes).
     """
-    weak = crf_scores(image, cams, keys, cfg.alpha_low, cfg.partial_crf)
-    strong = crf_scores(image, cams, keys, cfg.alpha_high, cfg.partial_crf)
+    weak = crf_scores(image, cams, classes, cfg.alpha_low, cfg.partial_crf)
+    strong = crf_scores(image, cams, classes, cfg.alpha_high, cfg.partial_crf)
     weak_label, strong_label = weak.argmax(0), strong.argmax(0)
     labels = np.where(weak_label == 0, IGNORE_INDEX, weak_label)
     labels[strong_label == 0] = 0
 
-    sure = confident_region(cams, keys, np.unique(weak_label), cfg.alpha_high, cfg.confident_ratio,
+    sure = confident_region(cams, classes, np.unique(weak_label), cfg.alpha_high, cfg.confident_ratio,
                             cfg.score_threshold)
     score_map = np.concatenate([strong[:1], weak[1:]])
     labels[(score_map.max(0) < cfg.score_threshold) | ~sure] = IGNORE_INDEX

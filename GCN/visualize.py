@@ -15,21 +15,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from GCN.config import PROFILES, GCNConfig  # noqa: E402
-from IRN.config import IRNConfig  # noqa: E402
-from wsgcn.cams import find_cam_file, load_cams  # noqa: E402
-from wsgcn.config import CommonConfig, field, parse_config  # noqa: E402
-from wsgcn.io import load_label_png  # noqa: E402
-from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.metrics import write_class_iou_csv  # noqa: E402
-from wsgcn.plots import (PANEL_GAP_PX, PANEL_PX, cam_overlay, colour_labels, plot_class_iou,  # noqa: E402
+from GCN.config import PROFILES, GCNConfig
+from IRN.config import IRNConfig
+from wsgcn.scores import find_score_file, load_cams
+from wsgcn.config import CommonConfig, field, parse_config
+from wsgcn.io import load_label_png
+from wsgcn.layout import WorkDir
+from wsgcn.metrics import write_class_iou_csv
+from wsgcn.plots import (PANEL_GAP_PX, PANEL_PX, cam_overlay, colour_labels, plot_class_iou,
                          plot_panel_row, pyplot)
-from wsgcn.report import stage_rows  # noqa: E402
-from wsgcn.voc import VOC12, read_image_list  # noqa: E402
+from wsgcn.report import stage_rows
+from wsgcn.voc import VOC12, read_image_list
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def load_stage_labels(path, image_size):
 
 def cam_heat(cam_dir, name, image_size, allow_pickle=False):
     """(H, W) float32 max over the image's foreground classes of its high_res CAM; None when missing."""
-    path = find_cam_file(cam_dir, name, allow_pickle)
+    path = find_score_file(cam_dir, name, allow_pickle)
     if not path.is_file():
         return None
     high_res = load_cams(path, allow_pickle, image_size)["high_res"]  # (K, H, W)

@@ -1,4 +1,4 @@
-"""Settings of the IRN stage (SPEC §1-5) with the published defaults, and the demo profile."""
+"""Settings of the IRN stage (docs/method.md §1-5) with the published defaults, and the demo profile."""
 from dataclasses import dataclass
 
 from wsgcn.config import CommonConfig, field

@@ -1,4 +1,4 @@
-"""Run any subset of the IRN steps (SPEC §1-5), in order.
+"""Run any subset of the IRN steps (docs/method.md §1-5), in order.
 
     python IRN/run_sample.py --voc12_root Data/VOC12/VOC2012 --work_dir Data
     python IRN/run_sample.py --profile demo --train_cam_pass False ...
@@ -12,18 +12,16 @@ its output folder's ``failures.txt``; the later steps still run, and the exit st
 import importlib
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
-from IRN.config import PROFILES, IRNConfig  # noqa: E402
-from IRN.net.resnet50_cam import load_cam_net  # noqa: E402
-from IRN.net.resnet50_irn import load_irnet  # noqa: E402
-from wsgcn import distributed  # noqa: E402
-from wsgcn.config import parse_config  # noqa: E402
-from wsgcn.layout import WorkDir  # noqa: E402
-from wsgcn.runtime import StepFailed, one_line_warnings, resolve_device  # noqa: E402
-from wsgcn.voc import read_image_list  # noqa: E402
+from IRN.config import PROFILES, IRNConfig
+from IRN.net.resnet50_cam import load_cam_net
+from IRN.net.resnet50_irn import load_irnet
+from wsgcn import distributed
+from wsgcn.config import parse_config
+from wsgcn.layout import WorkDir
+from wsgcn.per_image import StepFailed
+from wsgcn.runtime import one_line_warnings, resolve_device
+from wsgcn.voc import VOC12, read_image_list
 
 STEPS = (  # (flag, module)
     ("train_cam_pass", "IRN.step.train_cam"),
@@ -38,11 +36,21 @@ EVALUATION = {"eval_cam_pass", "eval_sem_seg_pass"}  # rank 0 only, after every 
 
 
 def preflight(cfg):
-    """Fail before any work: unreadable or empty lists, and weights that the selected steps
-    read but do not train themselves that are missing or of the wrong architecture."""
+    """Fail before any work: a missing data set or images, unreadable or empty lists, and
+    weights that the selected steps read but do not train themselves that are missing or of
+    the wrong architecture."""
+    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     for list_path in (cfg.train_list, cfg.infer_list, cfg.val_list):
         if list_path:
-            read_image_list(list_path)
+            names = read_image_list(list_path)
+            # a few missing images fail one by one in their step; none at all is the wrong data set
+            if not any(voc.image_path(name).is_file() for name in names):
+                raise FileNotFoundError(f"none of the {len(names)} images of {list_path} is in "
+                                        f"{voc.root / 'JPEGImages'} (e.g. {names[0]}.jpg): set --voc12_root "
+                                        f"(VOC12_ROOT for train.sh) to the data set of the list")
+    if (cfg.eval_cam_pass or cfg.eval_sem_seg_pass) and not voc.gt_dir.is_dir():
+        raise FileNotFoundError(f"{voc.gt_dir} is missing: eval_cam and eval_sem_seg need the ground truth "
+                                f"(or pass --eval_cam_pass False --eval_sem_seg_pass False)")
     work = WorkDir(cfg.work_dir)
     if not cfg.train_cam_pass and (cfg.make_cam_pass or (cfg.train_irn_pass and cfg.irn_backbone_weights == "cam")):
         load_cam_net(work / cfg.cam_weights_name)

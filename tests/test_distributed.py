@@ -93,7 +93,7 @@ def test_per_image_steps_with_two_processes_equal_one(irn_run, demo_root, tmp_pa
 def test_ddp_training_matches_one_process_with_the_global_batch(irn_run, demo_root, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     # frozen batch norm: batch statistics would be per process, so the two runs would differ
-    common = ["--cam_frozen_bn", "True", "--cam_optimizer", "sgd", "--cam_learning_rate", "0.01"]
+    common = ["--cam_frozen_bn", "True", "--cam_optimizer", "sgd", "--cam_learning_rate", "0.001"]
     run_sample.main(irn_argv(irn_run, demo_root, one, "train_cam") + common)
     two_argv = irn_argv(irn_run, demo_root, two, "train_cam") + common
     two_argv[two_argv.index("--cam_batch_size") + 1] = "2"   # 2 processes x 2 = the global batch of 4

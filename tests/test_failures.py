@@ -1,4 +1,4 @@
-"""Broken inputs (issue 7): a per-image step that meets a bad file for one image logs one line
+"""Broken inputs: a per-image step that meets a bad file for one image logs one line
 ``<step>: <image>: <reason>`` naming the file, goes on with the other images, lists the image
 in its output folder's failures.txt and exits 1; a bad list or a wrong checkpoint stops the run
 with status 2 before any output is written; a failed attempt never replaces an earlier output;
@@ -6,7 +6,10 @@ pickled files are read only with --allow_pickle.
 
 Every case plants its defect in a copy of the demo data set / work dir under ``tmp_path``.
 """
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +18,11 @@ import torch
 
 from GCN import CRF, make_dataset
 from GCN import train as gcn_train
-from GCN.dataset import load_logits
 from IRN import run_sample
 from IRN.net.checkpoint import load_checkpoint
 from IRN.net.resnet50_cam import load_cam_net
-from wsgcn.cams import load_cams
 from wsgcn.io import load_npz, save_npz
+from wsgcn.scores import load_cams, load_probs
 from wsgcn.voc import read_image_list
 
 
@@ -510,7 +512,7 @@ def test_pickled_logit_npy_is_refused_without_allow_pickle(demo, gcn_copy, tmp_p
     np.save(logit_dir / f"{bad}.npy", CreatesFile(marker), allow_pickle=True)  # a WSGCN-style Logit file
 
     with pytest.raises(ValueError, match="allow_pickle"):
-        load_logits(logit_dir / f"{bad}.npy")
+        load_probs(logit_dir / f"{bad}.npy")
     argv = gcn_argv(demo, work, write_list(tmp_path / "list.txt", val_names), "--overwrite", "True")
     assert exit_status(CRF.main, argv) == 1
     assert_one_failure(capsys.readouterr().err, crf_label, "CRF", bad, "--allow_pickle", logit_dir / f"{bad}.npy")
@@ -535,3 +537,27 @@ def test_pickled_checkpoint_is_refused_by_the_loader_and_by_run_sample(irn_run, 
     assert len(err.strip().splitlines()) == 1 and str(weights) in err
     assert not marker.exists()
     assert not (work / "IRN4GCN").exists()
+
+
+def test_train_sh_without_the_data_set_stops_with_one_line(tmp_path):
+    """A fresh checkout without VOC: one line naming where it looked and what to set, status 2,
+    and no later stage starts."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, VOC12_ROOT=str(tmp_path / "VOC2012"), WORK_DIR=str(tmp_path / "work"),
+               PYTHON=sys.executable, DEVICE="cpu")
+    out = subprocess.run(["bash", str(root / "train.sh")], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"run_sample.py: error: no VOC data set at {tmp_path / 'VOC2012'}: {tmp_path / 'VOC2012/JPEGImages'} is "
+        f"missing (set --voc12_root, or VOC12_ROOT for train.sh)"]
+    assert "GCN stage" not in out.stdout
+
+
+def test_a_list_of_another_data_set_is_refused_before_any_step(demo, tmp_path, capsys):
+    other = str(write_list(tmp_path / "other.txt", ["2007_000032", "2007_000039"]))
+    argv = ["--profile", "demo", "--voc12_root", str(demo / "VOC2012"), "--train_list", other,
+            "--infer_list", other, "--cls_labels", str(demo / "cls_labels.txt"), "--work_dir", str(tmp_path / "w")]
+    assert exit_status(run_sample.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "none of the 2 images of" in err and "--voc12_root" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w").exists()

@@ -16,7 +16,7 @@ def test_synthetic_inputs():
     assert inputs.features.shape == (160, 20, 26) and inputs.boundary.shape == (20, 26)
     labelled = inputs.partial_labels != 255
     assert 0.2 < labelled.mean() < 0.45
-    assert set(np.unique(inputs.partial_labels[labelled]).tolist()) <= {0} | set((inputs.keys + 1).tolist())
+    assert set(np.unique(inputs.partial_labels[labelled]).tolist()) <= {0} | set((inputs.classes + 1).tolist())
 
 
 def test_bench_prints_one_json_line_per_mode():

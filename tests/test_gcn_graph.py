@@ -6,7 +6,7 @@ from wsgcn.affinity import affinity_graph
 
 
 def reference_adjacency(boundary, beta=10, exp_times=8):
-    """SPEC §7 in numpy float64 from the sparse affinity entries: T = colnorm(A^beta),
+    """docs/method.md §7 in numpy float64 from the sparse affinity entries: T = colnorm(A^beta),
     T^256 by repeated squaring, M = rownorm(max(T^256, T^256ᵀ) + I)."""
     n = boundary.numel()
     rows, cols, values = (t.numpy() for t in affinity_graph(boundary))

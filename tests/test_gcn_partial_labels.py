@@ -1,4 +1,4 @@
-"""Partial pseudo labels (SPEC §6) on hand-made CAMs."""
+"""Partial pseudo labels (docs/method.md §6) on hand-made CAMs."""
 import numpy as np
 import pytest
 

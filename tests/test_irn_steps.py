@@ -9,7 +9,8 @@ from IRN.net.resnet50_irn import load_irnet
 from IRN.step.cam_to_ir_label import combine_confident_maps
 from IRN.step.make_cam import compute_cams
 from IRN.step.make_sem_seg_labels import canvas_size
-from wsgcn.cams import load_cams, strided_size
+from wsgcn.layout import strided_size
+from wsgcn.scores import load_cams
 from wsgcn.io import load_label_png, load_npz
 from wsgcn.voc import VOC12, read_image_list
 
@@ -20,7 +21,7 @@ def test_cam_files(irn_run, demo_root):
     for name in names:  # CAMs for the training list and the infer list
         image = voc.load_image(name)
         cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", image_size=image.shape[:2])
-        assert cams["keys"].tolist() == np.flatnonzero(voc.class_labels(name)).tolist()
+        assert cams["classes"].tolist() == np.flatnonzero(voc.class_labels(name)).tolist()
         assert cams["cam"].shape[1:] == strided_size(image.shape[:2], 4)
         for maps in (cams["cam"], cams["high_res"]):
             assert maps.dtype == np.float32 and maps.min() >= 0

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from GCN import visualize
-from wsgcn.cams import cam_label_map, strided_size
+from wsgcn.cams import cam_label_map
+from wsgcn.layout import strided_size
 from wsgcn.io import load_label_png, save_label_png, save_npz
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import class_iou, confusion_matrix, mean_iou

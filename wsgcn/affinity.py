@@ -9,9 +9,9 @@ points lying within distance 1 of the segment from i to j.  Two forms are provid
 
 * :class:`PathIndex` -- IRNet's ``misc/indexing.py``: fixed-size grid, a source block and one
   destination per offset, used by the training loss (radius 10) on fixed crops;
-* :func:`affinity_graph` / :func:`transition_matrix` / :func:`random_walk` -- the sparse graph
-  on all h*w pixels used by the random walk of ``make_sem_seg_labels`` (radius 5) and later as
-  the GCN's graph.  Nothing here builds an N x N matrix except the ``dense_*`` references.
+* :func:`affinity_graph` / :func:`random_walk` -- the sparse graph on all h*w pixels used by
+  the random walk of ``make_sem_seg_labels`` (radius 5) and later as the GCN's graph.  Nothing
+  here builds an N x N matrix except the ``dense_*`` functions of the GCN's exact graph mode.
 
 Offsets are kept in IRNet's canonical order ("search_dst"): grouped by path length, in the
 enumeration order within a group, so affinity tensors line up channel for channel with the
@@ -237,16 +237,6 @@ def _sparse_coo(rows, cols, values, n_nodes):
                                    check_invariants=False).coalesce()
 
 
-def transition_matrix(boundary, beta=10, radius=5):
-    """Column-stochastic transition matrix T = A**beta / A**beta.sum(0), sparse.
-
-    boundary: (h, w) tensor.  Returns a coalesced sparse COO tensor (N, N), N = h*w, on the
-    boundary's device and in its dtype.
-    """
-    rows, cols, values = _transition_entries(boundary, beta, radius)
-    return _sparse_coo(rows, cols, values, boundary.numel())
-
-
 def random_walk(x, boundary, beta=10, exp_times=8, radius=5):
     """IRNet's ``propagate_to_edge``: x * (1 - B) propagated by T^(2^exp_times).
 
@@ -276,10 +266,10 @@ def random_walk(x, boundary, beta=10, exp_times=8, radius=5):
     return state.t().reshape(k, height, width)
 
 
-# ----------------------------------------------------------------------------- dense references
+# ----------------------------------------------------------------------------- dense (N x N) forms
 
 def dense_affinity(boundary, radius=5):
-    """Dense (N, N) affinity matrix -- a reference for tests and small images only."""
+    """Dense (N, N) affinity matrix: O(N²) memory (the GCN's ``--graph dense`` and tests)."""
     rows, cols, values = affinity_graph(boundary, radius)
     n_nodes = boundary.numel()
     dense = torch.zeros(n_nodes, n_nodes, dtype=values.dtype, device=values.device)
@@ -288,7 +278,8 @@ def dense_affinity(boundary, radius=5):
 
 
 def dense_transition_power(boundary, beta=10, exp_times=8, radius=5):
-    """Dense T^(2^exp_times) by IRNet's ``to_transition_matrix`` -- reference only, (N, N)."""
+    """Dense T^(2^exp_times) (N, N) by IRNet's ``to_transition_matrix``: exp_times dense
+    squarings, O(N²) memory (the GCN's ``--graph dense`` and tests)."""
     scaled = dense_affinity(boundary, radius) ** beta
     trans_mat = scaled / scaled.sum(0, keepdim=True)
     for _ in range(exp_times):

@@ -19,6 +19,11 @@
 from pathlib import Path
 
 
+def strided_size(size, stride):
+    """(ceil(H / stride), ceil(W / stride)): the feature grid of an H x W image."""
+    return (size[0] - 1) // stride + 1, (size[1] - 1) // stride + 1
+
+
 class WorkDir:
     def __init__(self, root):
         self.root = Path(root)

@@ -1,4 +1,4 @@
-"""The segmentation metric (SPEC §9): one confusion matrix, IoU per class, mIoU, pixel accuracy.
+"""The segmentation metric (docs/method.md §9): one confusion matrix, IoU per class, mIoU, pixel accuracy.
 
 Every step that reports a score (eval_cam, eval_sem_seg, eval.py, the train.sh table) goes
 through :func:`evaluate_label_maps`, so all of them count pixels the same way.

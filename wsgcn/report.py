@@ -5,7 +5,8 @@
 import argparse
 import sys
 
-from wsgcn.cams import cam_confusion, find_cam_file
+from wsgcn.cams import cam_confusion
+from wsgcn.scores import find_score_file
 from wsgcn.io import load_label_png
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import evaluate_label_maps, mean_iou, pixel_accuracy
@@ -37,7 +38,7 @@ STAGES = (  # (row name, WorkDir attribute of its label folder)
 def stage_rows(work, voc, names, cam_eval_thres=0.15):
     """(stage, confusion matrix) for each stage whose outputs exist for every image."""
     rows = []
-    if all(find_cam_file(work.cam, n).is_file() for n in names):
+    if all(find_score_file(work.cam, n).is_file() for n in names):
         rows.append(("CAM", cam_confusion(work.cam, voc, names, cam_eval_thres)))
     for stage, attribute in STAGES:
         folder = getattr(work, attribute)

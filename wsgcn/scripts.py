@@ -5,7 +5,8 @@ from pathlib import Path
 
 from wsgcn import distributed
 from wsgcn.config import parse_config
-from wsgcn.runtime import StepFailed, one_line_warnings, resolve_device
+from wsgcn.per_image import StepFailed
+from wsgcn.runtime import one_line_warnings, resolve_device
 
 
 def script_main(run, config_cls, profiles, argv=None, description=None):

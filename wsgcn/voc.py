@@ -127,7 +127,8 @@ class VOC12:
     def __init__(self, root, cls_labels=None, allow_pickle=False):
         self.root = Path(root)
         if not (self.root / "JPEGImages").is_dir():
-            raise FileNotFoundError(f"not a VOC data set, no JPEGImages folder: {self.root}")
+            raise FileNotFoundError(f"no VOC data set at {self.root}: {self.root / 'JPEGImages'} is missing "
+                                    f"(set --voc12_root, or VOC12_ROOT for train.sh)")
         self.cls_labels = (load_cls_label_table(cls_labels, allow_pickle=allow_pickle)
                            if cls_labels is not None else None)
         self.cls_labels_path = cls_labels

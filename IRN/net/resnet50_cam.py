@@ -1,4 +1,4 @@
-"""The CAM network (SPEC §1-2): ResNet-50 (output stride 16) + global average pooling + a
+"""The CAM network (docs/method.md §1-2): ResNet-50 (output stride 16) + global average pooling + a
 bias-free 1x1 conv to the 20 object classes."""
 import torch
 import torch.nn.functional as F
@@ -48,10 +48,6 @@ class CAMNet(nn.Module):
         """(B, 3, H, W) -> (B, 20) class logits."""
         pooled = self.features(x).mean((2, 3), keepdim=True)
         return self.classifier(pooled).flatten(1)
-
-    def cam(self, x):
-        """(B, 3, H, W) -> (B, 20, h16, w16) class activation maps relu(W . features)."""
-        return F.relu(F.conv2d(self.features(x), self.classifier.weight))
 
     def train(self, mode=True):
         super().train(mode)

@@ -1,4 +1,4 @@
-"""IRNet (SPEC §4-5): a frozen ResNet-50 with a class-boundary branch and a displacement branch.
+"""IRNet (docs/method.md §4-5): a frozen ResNet-50 with a class-boundary branch and a displacement branch.
 
 Module names and layouts follow IRNet's ``net/resnet50_irn.py`` so that its published
 ``res50_irn.pth`` (and WSGCN's) load as they are.
@@ -127,7 +127,7 @@ def pair_displacement(disp, path_index):
 
 
 def affinity_displacement_loss(edge_logits, disp, path_index, bg_pos, fg_pos, neg):
-    """IRNet's training loss (SPEC §4).
+    """IRNet's training loss (docs/method.md §4).
 
     edge_logits (B, 1, H, W), disp (B, 2, H, W); bg_pos, fg_pos, neg (B, n, S) pair labels.
     Returns a dict of the four terms and ``total`` = (pos + neg)/2 + (dp_fg + dp_bg)/2.

@@ -1,4 +1,4 @@
-"""Step 4: inter-pixel relation labels from the CAMs (SPEC §3).
+"""Step 4: inter-pixel relation labels from the CAMs (docs/method.md §3).
 
 Two CRF-refined CAM label maps, with background scores ``conf_fg_thres`` (high: only
 confident foreground survives) and ``conf_bg_thres`` (low: only confident background
@@ -8,20 +8,21 @@ import functools
 
 import numpy as np
 
-from wsgcn.cams import cam_argmax, find_cam_file, key_labels, load_cams
+from wsgcn.cams import cam_argmax, labels_with_background
+from wsgcn.scores import find_score_file, load_cams
 from wsgcn.crf import CRFParams, crf_label_map
 from wsgcn.io import save_label_png
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import Failures, map_images, pending_images
+from wsgcn.per_image import Failures, map_images, pending_images
 from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
 
 IR_LABEL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
                          iterations=10)
 
 
-def confident_labels(image, high_res, keys, bg_score):
+def confident_labels(image, high_res, classes, bg_score):
     """CRF-refined argmax of [background plane ``bg_score``, CAMs]: (H, W) VOC indices."""
-    labels = key_labels(keys)
+    labels = labels_with_background(classes)
     return labels[crf_label_map(image, cam_argmax(high_res, bg_score), len(labels), IR_LABEL_CRF, gt_prob=0.7)]
 
 
@@ -36,9 +37,9 @@ def combine_confident_maps(fg_conf, bg_conf):
 
 def make_ir_label(cfg, voc, work, name):
     image = voc.load_image(name)
-    cams = load_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
-    fg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_fg_thres)
-    bg_conf = confident_labels(image, cams["high_res"], cams["keys"], cfg.conf_bg_thres)
+    cams = load_cams(find_score_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
+    fg_conf = confident_labels(image, cams["high_res"], cams["classes"], cfg.conf_fg_thres)
+    bg_conf = confident_labels(image, cams["high_res"], cams["classes"], cfg.conf_bg_thres)
     save_label_png(work.ir_label / f"{name}.png", combine_confident_maps(fg_conf, bg_conf))
     return name
 
@@ -48,7 +49,7 @@ def run(cfg):
     job = functools.partial(make_ir_label, cfg, voc, work)
     failures = Failures("cam_to_ir_label", work.ir_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: [work.ir_label / f"{name}.png"],
-                           lambda name: [find_cam_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)
+                           lambda name: [find_score_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)
     for _ in map_images(job, names, cfg.num_workers, "cam_to_ir_label", cfg.quiet, failures):
         pass
     failures.finish()

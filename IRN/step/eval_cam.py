@@ -1,4 +1,4 @@
-"""Step 3: mIoU of the CAMs: background plane ``cam_eval_thres``, argmax (SPEC §2)."""
+"""Step 3: mIoU of the CAMs: background plane ``cam_eval_thres``, argmax (docs/method.md §2)."""
 from wsgcn.cams import cam_confusion
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import format_iou_table

@@ -1,4 +1,4 @@
-"""Step 7: mIoU of the random-walk labels (SPEC §5)."""
+"""Step 7: mIoU of the random-walk labels (docs/method.md §5)."""
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import evaluate_label_maps, format_iou_table
 from wsgcn.voc import VOC12, read_image_list

@@ -1,4 +1,4 @@
-"""Step 2: multi-scale, flip-averaged class activation maps (SPEC §2).
+"""Step 2: multi-scale, flip-averaged class activation maps (docs/method.md §2).
 
 Writes ``IRN4GCN/CAM/<name>.npz``: ``keys`` (K,) int64 object-class indices of the image's
 labels, ``cam`` (K, h, w) on the stride-4 grid and ``high_res`` (K, H, W), float32, each class
@@ -10,22 +10,22 @@ import torch.nn.functional as F
 
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_cam import load_cam_net
-from wsgcn.cams import strided_size
 from wsgcn.io import save_npz
-from wsgcn.layout import WorkDir
-from wsgcn.runtime import Failures, map_images, pending_images, resolve_device
+from wsgcn.layout import WorkDir, strided_size
+from wsgcn.per_image import Failures, map_images, pending_images
+from wsgcn.runtime import resolve_device
 from wsgcn.voc import VOC12, read_image_list
 
 
 @torch.no_grad()
-def compute_cams(model, pyramid, size, keys):
+def compute_cams(model, pyramid, size, classes):
     """CAMs of one image.
 
     pyramid: list over scales of (2, 3, h_s, w_s) tensors (the image and its horizontal flip).
-    size: (H, W).  keys: (K,) object-class indices.
+    size: (H, W).  classes: (K,) object-class indices.
     Returns (cam (K, h, w), high_res (K, H, W)) float32 tensors, max-normalised per class.
     """
-    weight = model.classifier.weight[keys]
+    weight = model.classifier.weight[classes]
     grid = strided_size(size, 4)
     up = tuple(s * 16 for s in strided_size(size, 16))
     cam, high_res = 0, 0
@@ -58,9 +58,9 @@ def run(cfg):
     dataset = MultiScaleDataset(voc, names, cfg.cam_scales)
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_cam", cfg.quiet, failures):
         with failures.guard(pack["name"]):
-            keys = torch.nonzero(pack["label"])[:, 0]
+            classes = torch.nonzero(pack["label"])[:, 0]
             pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
-            cam, high_res = compute_cams(model, pyramid, pack["size"], keys.to(device))
-            save_npz(work.cam / f"{pack['name']}.npz", keys=keys.numpy().astype(np.int64),
+            cam, high_res = compute_cams(model, pyramid, pack["size"], classes.to(device))
+            save_npz(work.cam / f"{pack['name']}.npz", keys=classes.numpy().astype(np.int64),
                      cam=cam.cpu().numpy().astype(np.float32), high_res=high_res.cpu().numpy().astype(np.float32))
     failures.finish()

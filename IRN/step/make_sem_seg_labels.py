@@ -1,4 +1,4 @@
-"""Step 6: class-boundary map, GCN node features and random-walk labels (SPEC §5).
+"""Step 6: class-boundary map, GCN node features and random-walk labels (docs/method.md §5).
 
 Per image writes ``IRN4GCN/BOUNDARY/<name>.npz`` (``boundary`` (h, w) float32),
 ``IRN4GCN/AFF_FEATURE/<name>.npz`` (``features`` (160, h, w) float16: half precision keeps a
@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_irn import load_irnet
 from wsgcn.affinity import random_walk
-from wsgcn.cams import find_cam_file, key_labels, load_cams, strided_size
+from wsgcn.cams import labels_with_background
+from wsgcn.scores import find_score_file, load_cams
 from wsgcn.io import save_label_png, save_npz
-from wsgcn.layout import WorkDir
-from wsgcn.runtime import Failures, map_images, pending_images, resolve_device
+from wsgcn.layout import WorkDir, strided_size
+from wsgcn.per_image import Failures, map_images, pending_images
+from wsgcn.runtime import resolve_device
 from wsgcn.voc import VOC12, read_image_list
 
 INFER_RADIUS = 5
@@ -42,14 +44,14 @@ def boundary_and_features(model, pair, canvas):
     return boundary, features[0] / 2 + features[1].flip(-1) / 2
 
 
-def random_walk_labels(cams, keys, boundary, size, cfg):
+def random_walk_labels(cams, classes, boundary, size, cfg):
     """IRNet's semantic labels: CAMs (K, h, w) walked on the boundary map's graph, upsampled x4,
     cropped to ``size``, divided by their maximum, background plane ``sem_seg_bg_thres``."""
     rw = random_walk(cams, boundary, beta=cfg.beta, exp_times=cfg.exp_times, radius=INFER_RADIUS)
     rw = F.interpolate(rw[:, None], scale_factor=4, mode="bilinear", align_corners=False)[:, 0, : size[0], : size[1]]
     rw = rw / rw.max()
     rw = F.pad(rw, (0, 0, 0, 0, 1, 0), value=cfg.sem_seg_bg_thres)
-    labels = torch.as_tensor(key_labels(keys), device=rw.device)
+    labels = torch.as_tensor(labels_with_background(classes), device=rw.device)
     return labels[rw.argmax(0)].cpu().numpy().astype(np.uint8)
 
 
@@ -60,15 +62,15 @@ def run(cfg):
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
     failures = Failures("make_sem_seg_labels", work.sem_seg)
     names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name),
-                           lambda name: [work / cfg.irn_weights_name, find_cam_file(work.cam, name, cfg.allow_pickle)],
+                           lambda name: [work / cfg.irn_weights_name, find_score_file(work.cam, name, cfg.allow_pickle)],
                            cfg.overwrite, failures)
     dataset = MultiScaleDataset(voc, names, scales=(1.0,))
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_sem_seg_labels", cfg.quiet, failures):
         name, size = pack["name"], pack["size"]
         with failures.guard(name):
-            cams = load_cams(find_cam_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, size)
+            cams = load_cams(find_score_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, size)
             boundary, features = boundary_and_features(model, pack["img"][0].to(device), cfg.sem_seg_canvas_size)
-            labels = random_walk_labels(torch.from_numpy(cams["cam"]).to(device), cams["keys"], boundary, size, cfg)
+            labels = random_walk_labels(torch.from_numpy(cams["cam"]).to(device), cams["classes"], boundary, size, cfg)
             save_npz(work.boundary / f"{name}.npz", boundary=boundary.cpu().numpy().astype(np.float32))
             save_npz(work.features / f"{name}.npz", features=features.cpu().numpy().astype(np.float16))
             save_label_png(work.sem_seg / f"{name}.png", labels)

@@ -1,4 +1,4 @@
-"""Step 1: train the CAM network on image-level labels (SPEC §1)."""
+"""Step 1: train the CAM network on image-level labels (docs/method.md §1)."""
 import time
 
 import torch

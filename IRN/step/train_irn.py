@@ -1,4 +1,4 @@
-"""Step 5: train IRNet's boundary and displacement branches on the IR labels (SPEC §4)."""
+"""Step 5: train IRNet's boundary and displacement branches on the IR labels (docs/method.md §4)."""
 import time
 
 import torch

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from wsgcn.runtime import Failures, StepFailed, pending_images
+from wsgcn.per_image import Failures, StepFailed, map_images, pending_images
 
 
 def touch(path, mtime):
@@ -33,5 +33,37 @@ def test_failures_file_is_written_then_removed_by_a_clean_run(tmp_path):
     with pytest.raises(StepFailed, match="1 image"):
         failures.finish()
     assert (tmp_path / "out/failures.txt").read_text() == "x\tsome/file.npz: scores hold NaN or Inf\n"
+    assert "ValueError: some/file.npz" in (tmp_path / "out/failures.log").read_text()  # the traceback kept
     Failures("step", tmp_path / "out").finish()
-    assert not (tmp_path / "out/failures.txt").exists()
+    assert not (tmp_path / "out/failures.txt").exists() and not (tmp_path / "out/failures.log").exists()
+
+
+def read_or_fail(name):
+    if name == "bad":
+        raise ValueError(f"{name}.png: unreadable image")
+    if name == "bug":
+        return name.no_such_attribute  # a programming error, not a bad input
+    return name
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_bad_input_fails_its_image_with_its_traceback(tmp_path, num_workers):
+    failures = Failures("step", tmp_path)
+    done = list(map_images(read_or_fail, ["a", "bad", "c"], num_workers, quiet=True, failures=failures))
+    assert done == ["a", "c"]
+    with pytest.raises(StepFailed):
+        failures.finish()
+    assert (tmp_path / "failures.txt").read_text() == "bad\tbad.png: unreadable image\n"
+    log = (tmp_path / "failures.log").read_text()
+    assert "Traceback" in log and "in read_or_fail" in log
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_programming_error_stops_the_run(tmp_path, num_workers):
+    failures = Failures("step", tmp_path)
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        list(map_images(read_or_fail, ["a", "bug", "c"], num_workers, quiet=True, failures=failures))
+    with pytest.raises(TypeError):
+        with failures.guard("x"):
+            len(3)
+    assert failures.items == []

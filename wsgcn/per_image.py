@@ -1,0 +1,171 @@
+"""The machinery of per-image steps (make_cam, cam_to_ir_label, make_sem_seg_labels, the GCN
+scripts): which images are still to do (:func:`pending_images`), mapping a function over them in
+data-loading workers (:func:`map_images`), and the images that failed (:class:`Failures`).
+
+A bad input (an unreadable or inconsistent file, a wrong shape or value) fails its image: one
+line in ``failures.txt`` and the log, its traceback in ``failures.log``, and the other images
+go on.  Any other exception (TypeError, AttributeError, ...: a bug, not a bad input) stops the
+run with its traceback.
+"""
+import contextlib
+import os
+import pickle
+import sys
+import traceback
+import zipfile
+from pathlib import Path
+
+import torch
+
+from wsgcn import distributed
+from wsgcn.io import atomic_path
+from wsgcn.runtime import progress
+
+# What a bad input raises: unreadable files (OSError, EOFError, zip and pickle errors), wrong
+# contents (ValueError, KeyError), and torch's RuntimeError (shape mismatches, out of memory).
+INPUT_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
+
+
+class ImageFailed:
+    """What a per-image function returns instead of raising, when ``map_images`` guards it
+    (picklable, to come back from a data-loading worker)."""
+
+    def __init__(self, name, reason, details=""):
+        self.name, self.reason, self.details = name, reason, details
+
+
+def failure_reason(error):
+    """One line for an exception: its message (which names the file), or its type."""
+    text = " ".join(str(error).split())
+    return text if text else type(error).__name__
+
+
+class _PerImage(torch.utils.data.Dataset):
+    def __init__(self, fn, names, guard):
+        self.fn, self.names, self.guard = fn, list(names), guard
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, idx):
+        if not self.guard:
+            return self.fn(self.names[idx])
+        try:
+            return self.fn(self.names[idx])
+        except INPUT_ERRORS as error:  # one bad image must not stop the others
+            return ImageFailed(self.names[idx], failure_reason(error), traceback.format_exc())
+
+
+def _as_is(item):
+    return item
+
+
+def map_images(fn, names, num_workers=0, desc="", quiet=False, failures=None):
+    """Apply ``fn(name)`` to every image, in ``num_workers`` processes (0: this one), with a
+    progress bar; yields the results in list order.  For per-image CPU work such as CRFs, and
+    for loading what the main process then computes on the device.
+
+    With ``failures`` (a :class:`Failures`), an image whose ``fn`` raises is recorded there and
+    skipped instead of stopping the run."""
+    loader = torch.utils.data.DataLoader(_PerImage(fn, names, failures is not None), batch_size=None,
+                                         num_workers=num_workers, collate_fn=_as_is)
+    for result in progress(loader, desc, quiet, total=len(names)):
+        if isinstance(result, ImageFailed):
+            failures.add(result.name, result.reason, result.details)
+        else:
+            yield result
+
+
+def pending_images(names, outputs_of, inputs_of=None, overwrite=False, failures=None):
+    """This process's share of ``names`` (see ``distributed.shard``) less the images already
+    done, unless ``overwrite``: what a re-run after an interruption still has to do.
+
+    An image is done when all its outputs exist (they are written atomically, so an existing
+    file is a complete one) and, as ``make`` decides, none is older than an existing input
+    (new weights or a redone earlier step make the outputs stale).  Images listed in the
+    ``failures`` file of an earlier run are redone even if an older output exists.
+
+    outputs_of(name), inputs_of(name) -> the paths the step writes / reads for an image.
+    """
+    def done(name):
+        stamps = [_mtime(p) for p in outputs_of(name)]
+        if None in stamps or name in failed:
+            return False
+        inputs = [t for t in (_mtime(p) for p in (inputs_of(name) if inputs_of else ())) if t is not None]
+        return not inputs or min(stamps) >= max(inputs)
+
+    mine = distributed.shard(names)
+    failed = failures.earlier() if failures is not None else set()
+    todo = mine if overwrite else [n for n in mine if not done(n)]
+    if len(todo) < len(mine):
+        print(f"{len(mine) - len(todo)} of {len(mine)} images already done, skipped (--overwrite True redoes them)",
+              file=sys.stderr, flush=True)
+    return todo
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+class StepFailed(RuntimeError):
+    """Some images of a per-image step failed; the others were done."""
+
+
+class Failures:
+    """The images a per-image step could not do, and why.  Each is logged at once as one line
+    naming the image and the reason; :meth:`finish` collects every process's list and writes
+    ``<folder>/failures.txt`` (``name<TAB>reason`` lines) and ``<folder>/failures.log`` (each
+    image's traceback), or removes stale ones."""
+
+    def __init__(self, step, folder):
+        self.step, self.folder, self.items = step, Path(folder), []
+
+    @property
+    def path(self):
+        return self.folder / "failures.txt"
+
+    @property
+    def log_path(self):
+        return self.folder / "failures.log"
+
+    def earlier(self):
+        """The images listed in the failures.txt of an earlier run (empty set if none)."""
+        if not self.path.is_file():
+            return set()
+        return {line.split("\t", 1)[0] for line in self.path.read_text().splitlines() if line.strip()}
+
+    def add(self, name, reason, details=""):
+        """Record image ``name`` as failed: ``reason`` one line, ``details`` its traceback."""
+        self.items.append((name, reason, details))
+        print(f"{self.step}: {name}: {reason}", file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def guard(self, name, errors=INPUT_ERRORS):
+        """Record an exception of ``errors`` raised in the block for image ``name`` instead of
+        propagating it; any other exception propagates."""
+        try:
+            yield
+        except errors as error:
+            self.add(name, failure_reason(error), traceback.format_exc())
+
+    def finish(self):
+        """Gather the failures of every process; rank 0 writes the file.  Raises
+        :class:`StepFailed` (in every process) if any image failed."""
+        items = sorted(item for part in distributed.gather(self.items) for item in part)
+        if distributed.is_main():
+            if items:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with atomic_path(self.path) as tmp:
+                    Path(tmp).write_text("".join(f"{name}\t{reason}\n" for name, reason, _ in items))
+                with atomic_path(self.log_path) as tmp:
+                    Path(tmp).write_text("".join(f"== {name}: {reason}\n{details}\n" for name, reason, details in items))
+            else:
+                for path in (self.path, self.log_path):
+                    if path.is_file():
+                        path.unlink()
+        if items:
+            raise StepFailed(f"{self.step}: {len(items)} image(s) failed, listed in {self.path} "
+                             f"(tracebacks in {self.log_path.name})")

@@ -1,0 +1,82 @@
+"""Score archives, the one reader of each kind: CAMs and GCN/CRF probabilities.
+
+    IRN4GCN/CAM/<name>.npz             keys (K,) object-class indices 0..19, cam (K, h, w),
+                                       high_res (K, H, W) float32            -> load_cams
+    GCN4DeepLab/{Logit,CRF_Logit}/...  keys (K,) VOC label indices, background (0) first,
+                                       prob (K, H, W) float32                -> load_probs
+
+The archives call both index vectors ``keys`` (the original's name, kept for compatibility);
+in code they are ``classes`` (object classes, 0 = aeroplane) and ``labels`` (VOC labels,
+0 = background).  The original writes both as pickled ``.npy`` dicts; those are read only with
+``allow_pickle`` (unpickling runs code from the file), and only when no ``.npz`` exists.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from wsgcn.io import load_npz
+from wsgcn.layout import strided_size
+
+
+def find_score_file(folder, name, allow_pickle=False):
+    """``<folder>/<name>.npz``, or the original's ``.npy`` when pickle is allowed and no npz exists."""
+    npz, npy = Path(folder) / f"{name}.npz", Path(folder) / f"{name}.npy"
+    return npy if (not npz.is_file() and allow_pickle and npy.is_file()) else npz
+
+
+def _read(path, allow_pickle, required, what):
+    """The archive's arrays as a dict: an npz by name, or the pickled dict of a legacy ``.npy``."""
+    path = Path(path)
+    if path.suffix == ".npz" and not path.is_file() and path.with_suffix(".npy").is_file():
+        path = path.with_suffix(".npy")  # only the legacy file exists: say why it is not read
+    if path.suffix != ".npy":
+        return path, load_npz(path, required=required)
+    if not allow_pickle:
+        raise ValueError(f"{path}: a .npy {what} file is a pickled dict; pass --allow_pickle True to trust it")
+    return path, np.load(path, allow_pickle=True).item()
+
+
+def _check_finite(path, what, *arrays):
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError(f"{path}: {what} NaN or Inf")
+
+
+def load_cams(path, allow_pickle=False, image_size=None):
+    """A CAM archive: dict with ``classes`` (K,) int64 object-class indices, ``cam`` (K, h, w)
+    on the stride-4 grid and ``high_res`` (K, H, W), float32.
+
+    With ``image_size`` (H, W) the maps' sizes are checked against it; NaN/Inf is an error.
+    """
+    path, raw = _read(path, allow_pickle, ("keys", "cam", "high_res"), "CAM")
+    # IRNet's own .npy holds torch tensors for keys and cam
+    data = {k: np.asarray(raw[k].cpu() if hasattr(raw[k], "cpu") else raw[k]) for k in ("keys", "cam", "high_res")}
+    classes = data["keys"].astype(np.int64).reshape(-1)
+    cam, high_res = data["cam"].astype(np.float32), data["high_res"].astype(np.float32)
+    if cam.ndim != 3 or high_res.ndim != 3 or len(cam) != len(classes) or len(high_res) != len(classes):
+        raise ValueError(f"{path}: {len(classes)} keys but cam {cam.shape} and high_res {high_res.shape}")
+    if image_size is not None:
+        if high_res.shape[1:] != tuple(image_size) or cam.shape[1:] != strided_size(image_size, 4):
+            raise ValueError(f"{path}: maps of size {high_res.shape[1:]} / {cam.shape[1:]} do not fit the "
+                             f"{image_size[0]}x{image_size[1]} image")
+    _check_finite(path, "CAM holds", cam, high_res)
+    return {"classes": classes, "cam": cam, "high_res": high_res}
+
+
+def load_probs(path, allow_pickle=False, image_size=None):
+    """A GCN or CRF score archive: (labels (K,) int64 VOC label indices, background first;
+    prob (K, H, W) float32).  WSGCN's legacy ``.npy`` is a dict {label: (H, W) map}.
+
+    Sizes are checked against ``image_size``; NaN/Inf is an error.
+    """
+    path, raw = _read(path, allow_pickle, ("keys", "prob"), "score")
+    if path.suffix == ".npy":
+        labels = np.array(sorted(raw), np.int64)
+        prob = np.stack([np.asarray(raw[k], np.float32) for k in labels])
+    else:
+        labels, prob = raw["keys"].astype(np.int64).reshape(-1), raw["prob"].astype(np.float32)
+    if prob.ndim != 3 or len(prob) != len(labels):
+        raise ValueError(f"{path}: {len(labels)} keys but prob of shape {prob.shape}")
+    if image_size is not None and prob.shape[1:] != tuple(image_size):
+        raise ValueError(f"{path}: scores of size {prob.shape[1:]} do not fit the {image_size[0]}x{image_size[1]} image")
+    _check_finite(path, "scores hold", prob)
+    return labels, prob

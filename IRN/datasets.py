@@ -15,8 +15,9 @@ from wsgcn.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 
 
 def normalize(img):
-    """(H, W, 3) RGB in 0..255 -> float32 ImageNet-normalised (H, W, 3)."""
-    return ((np.asarray(img, np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
+    """(H, W, 3) RGB in 0..255 -> float32 ImageNet-normalised (H, W, 3), computed in float64
+    and rounded once, as IRNet's ``TorchvisionNormalize``."""
+    return ((np.asarray(img, np.float64) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
 
 
 def rescale(img, scale, order):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from GCN.graph import exact_adjacency
@@ -80,3 +81,24 @@ def test_lowmem_graph_of_an_all_boundary_map_is_the_identity():
     y = torch.randn(42, 3)
     torch.testing.assert_close(graph(y), y)
     torch.testing.assert_close(exact_adjacency(boundary.double()).float(), torch.eye(42))
+
+
+def test_graph_modes_are_a_registry():
+    from dataclasses import replace
+
+    from GCN.batch import GridBatch
+    from GCN.config import GCNConfig
+    from GCN.graph import GRAPHS, LowRankGraph, build_graph, graph_mode
+
+    assert set(GRAPHS) == {"dense", "lowmem"} and graph_mode("lowmem") is GRAPHS["lowmem"]
+    with pytest.raises(ValueError, match="--graph 'sparse': use one of dense, lowmem"):
+        graph_mode("sparse")
+    boundaries = [two_region_boundary(24, 30, 0)[:14, :12], two_region_boundary(24, 30, 1)[:9, :11]]
+    batch = GridBatch([(14, 12), (9, 11)])
+    dense = build_graph(boundaries, replace(GCNConfig(), graph="dense"), batch)
+    assert dense.shape == (2, 168, 168)
+    index = batch.node_index[1]
+    torch.testing.assert_close(dense[1][index[:, None], index], exact_adjacency(boundaries[1]))
+    assert dense[1].sum() == pytest.approx(99, rel=1e-5)  # 99 rows of 1, padding rows and columns empty
+    lowmem = build_graph(boundaries, GCNConfig(), batch)
+    assert isinstance(lowmem, LowRankGraph)

@@ -52,6 +52,17 @@ def test_rescale_nearest_quarter_takes_pixel_centres():
     np.testing.assert_array_equal(rescale(labels, 0.25, order=0), labels[2::4, 2::4])
 
 
+def test_normalize_rounds_once_as_irnets_torchvision_normalize():
+    """IRNet computes (x / 255 - mean) / std in float64 and stores float32: every byte value
+    gives exactly that float32 (a float32 division first would differ for about half of them)."""
+    values = np.arange(256, dtype=np.uint8)
+    img = np.stack([values] * 3, -1)[None]                     # (1, 256, 3)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = np.stack([np.float32((values / 255. - m) / s) for m, s in zip(mean, std)], -1)[None]
+    np.testing.assert_array_equal(normalize(img), expected)
+    assert normalize(img).dtype == np.float32
+
+
 def test_rescale_refuses_what_pil_rescale_does_not_take():
     with pytest.raises(ValueError, match="order"):
         rescale(np.zeros((4, 4), np.uint8), 0.5, order=1)

@@ -6,7 +6,7 @@ from PIL import Image
 from wsgcn.io import load_label_png, load_npz
 from wsgcn.layout import strided_size
 from wsgcn.scores import find_score_file, load_cams
-from wsgcn.voc import NUM_OBJECT_CLASSES
+from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, NUM_OBJECT_CLASSES
 
 
 def grid_image(image, grid):
@@ -49,5 +49,9 @@ def load_gcn_inputs(work, voc, name, allow_pickle=False):
     for folder, array in ((work.features, features), (work.boundary, boundary)):
         if not np.isfinite(array).all():
             raise ValueError(f"{folder / name}.npz: NaN or Inf")
+    bad = np.setdiff1d(partial, np.append(np.arange(NUM_CLASSES), IGNORE_INDEX))
+    if bad.size:  # on a GPU such a label would reach a gather as an out-of-range index
+        raise ValueError(f"{work.partial_labels / name}.png: label values {bad.tolist()} are neither a class "
+                         f"(0..{NUM_CLASSES - 1}) nor unlabelled ({IGNORE_INDEX})")
     classes = load_cams(find_score_file(work.cam, name, allow_pickle), allow_pickle, image.shape[:2])["classes"]
     return GCNInputs(name, image, grid_image(image, grid), features, boundary, partial, classes)

@@ -11,6 +11,7 @@ own model and the result it would get alone.  Writes ``GCN4DeepLab/Label/<name>.
 """
 import functools
 import time
+import traceback
 import warnings
 
 import numpy as np
@@ -134,14 +135,29 @@ class GCNOutputs:
 
 
 def train_and_write(batch, cfg, device, out, failures):
-    """Train a batch of [(inputs, prepared)] and write each image's outputs; a bad input fails
-    the batch's images (the run goes on), any other error stops the run."""
+    """Train a batch of [(inputs, prepared)] and write each image's outputs.
+
+    Out of memory: the batch's images are retried one at a time (an image that still does not
+    fit fails alone).  On the CPU another input error fails the batch's images and the run goes
+    on; on CUDA it stops the run, as a device-side error leaves the CUDA context unusable for
+    every later batch."""
     images = [inputs for inputs, _ in batch]
     try:
         results = train_gcn(images, cfg, device, [prepared for _, prepared in batch])
-    except INPUT_ERRORS as error:  # e.g. out of memory
+    except torch.cuda.OutOfMemoryError as error:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(batch) > 1:
+            for item in batch:
+                train_and_write([item], cfg, device, out, failures)
+        else:
+            failures.add(images[0].name, failure_reason(error), traceback.format_exc())
+        return
+    except INPUT_ERRORS as error:
+        if device.type == "cuda":
+            raise
         for inputs in images:
-            failures.add(inputs.name, failure_reason(error))
+            failures.add(inputs.name, failure_reason(error), traceback.format_exc())
         return
     for inputs, (log_probs, losses) in zip(images, results):
         with failures.guard(inputs.name):

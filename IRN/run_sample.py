@@ -17,10 +17,9 @@ from IRN.config import PROFILES, IRNConfig
 from IRN.net.resnet50_cam import load_cam_net
 from IRN.net.resnet50_irn import load_irnet
 from wsgcn import distributed
-from wsgcn.config import parse_config
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import StepFailed
-from wsgcn.runtime import one_line_warnings, resolve_device
+from wsgcn.scripts import script_main
 from wsgcn.voc import VOC12, read_image_list
 
 STEPS = (  # (flag, module)
@@ -58,15 +57,19 @@ def preflight(cfg):
         load_irnet(work / cfg.irn_weights_name)
 
 
+def run(cfg):
+    preflight(cfg)
+    failed = run_steps(cfg)
+    if failed:
+        raise StepFailed(f"run_sample.py: some images failed in {', '.join(failed)} (see their failures.txt)")
+
+
 def main(argv=None):
-    one_line_warnings()
-    cfg = parse_config(IRNConfig, PROFILES, argv, description=__doc__)
-    try:
-        preflight(cfg)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"run_sample.py: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    distributed.init(resolve_device(cfg.device))
+    return script_main(run, IRNConfig, PROFILES, argv, __doc__, prog="run_sample.py")
+
+
+def run_steps(cfg):
+    """Run the selected steps in order; returns the names of those in which some images failed."""
     failed = []
     for flag, module in STEPS:
         if not getattr(cfg, flag):
@@ -82,10 +85,7 @@ def main(argv=None):
             failed.append(module.rsplit(".", 1)[1])
         print(f"[{module.rsplit('.', 1)[1]}] done in {time.time() - start:.1f} s", flush=True)
     distributed.barrier()
-    if failed:
-        print(f"run_sample.py: some images failed in {', '.join(failed)} (see their failures.txt)", file=sys.stderr)
-        raise SystemExit(1)
-    return cfg
+    return failed
 
 
 if __name__ == "__main__":

@@ -288,3 +288,16 @@ def test_device_and_dtype_follow_input(device):
     assert aff.device == boundary.device and aff.dtype == torch.float64
     bg, _, _ = index.pair_labels(torch.zeros(h + 2, w + 8, dtype=torch.long, device=device))
     assert bg.device == boundary.device
+
+
+def test_path_index_leaves_its_device_tensors_behind_when_pickled():
+    """A dataset holding a PathIndex is pickled into spawn/forkserver workers: the per-device
+    cache (CUDA tensors in a GPU run) must not travel with it."""
+    import pickle
+
+    index = PathIndex(5, (16, 16))
+    index.affinity(torch.rand(1, 16, 16))
+    assert index._device_cache
+    copy = pickle.loads(pickle.dumps(index))
+    assert copy._device_cache == {} and index._device_cache
+    torch.testing.assert_close(copy.affinity(torch.ones(1, 16, 16) * 0.5), index.affinity(torch.ones(1, 16, 16) * 0.5))

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from GCN.bench import synthetic_inputs
 
@@ -28,4 +29,6 @@ def test_bench_prints_one_json_line_per_mode():
     for line in lines:
         assert line["nodes"] == 168 and line["sec_per_image"] > 0 and line["peak_mb"] >= 0
         assert 0 <= line["label_agreement"] <= 1
+        assert line["sec_per_image"] == pytest.approx(line["prep_sec_per_image"] + line["train_sec_per_image"], abs=2e-3)
+    assert lines[0]["prep_sec_per_image"] == 0 and lines[2]["prep_sec_per_image"] > 0  # lowmem: the eigensolver
     assert lines[1]["label_agreement"] == 1.0 and lines[0]["speedup"] == 1.0

@@ -7,9 +7,9 @@ import torch
 
 from GCN import CRF, make_dataset
 from GCN import train as gcn_train
-from wsgcn.scores import load_probs
-from wsgcn.layout import strided_size
 from wsgcn.io import load_label_png, save_label_png
+from wsgcn.layout import strided_size
+from wsgcn.scores import load_probs
 from wsgcn.voc import read_image_list
 
 
@@ -134,3 +134,69 @@ def test_gcn_logs_per_image_losses_and_coverage(gcn_run):
     assert sorted(coverage) == pytest.approx(sorted(expected), abs=1e-6)
     trained = [n for n, c in zip(names, expected) if c > 0]
     assert len(scalars["gcn/final_total"]) == len(trained) and len(scalars["gcn/final_nll"]) == len(trained)
+
+
+class _Recorder:
+    def __init__(self):
+        self.written = []
+
+    def write(self, inputs, *outputs):
+        self.written.append(inputs.name)
+
+
+def _three_images():
+    from dataclasses import replace
+
+    from GCN.bench import synthetic_inputs
+
+    return [(replace(synthetic_inputs(6, 7, seed), name=f"image{seed}"), None) for seed in range(3)]
+
+
+def test_out_of_memory_retries_the_batch_one_image_at_a_time(monkeypatch, tmp_path):
+    from GCN.config import GCNConfig
+    from wsgcn.per_image import Failures
+
+    sizes = []
+
+    def train_gcn(images, cfg, device, prepared=None):
+        sizes.append(len(images))
+        if len(images) > 1 or images[0].name == "image2":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [(torch.zeros(21, 6, 7), {"total": 0.0})]
+
+    monkeypatch.setattr(gcn_train, "train_gcn", train_gcn)
+    out, failures = _Recorder(), Failures("GCN", tmp_path)
+    gcn_train.train_and_write(_three_images(), GCNConfig(), torch.device("cpu"), out, failures)
+    assert sizes == [3, 1, 1, 1] and out.written == ["image0", "image1"]
+    assert [(name, reason) for name, reason, _ in failures.items] == [
+        ("image2", "CUDA out of memory. Tried to allocate 2.00 GiB")]
+
+
+def test_other_errors_fail_the_batch_on_the_cpu_and_stop_the_run_on_cuda(monkeypatch, tmp_path):
+    from GCN.config import GCNConfig
+    from wsgcn.per_image import Failures
+
+    def train_gcn(images, cfg, device, prepared=None):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(gcn_train, "train_gcn", train_gcn)
+    failures = Failures("GCN", tmp_path)
+    gcn_train.train_and_write(_three_images(), GCNConfig(), torch.device("cpu"), _Recorder(), failures)
+    assert len(failures.items) == 3
+    with pytest.raises(RuntimeError, match="device-side assert"):  # every later batch would fail too
+        gcn_train.train_and_write(_three_images(), GCNConfig(), torch.device("cuda"), _Recorder(), failures)
+
+
+def test_partial_label_values_are_checked_at_load(gcn_run, tmp_path):
+    from GCN.inputs import load_gcn_inputs
+    from wsgcn.layout import WorkDir
+
+    _, work, voc, names = gcn_run
+    other = tmp_path / "work"
+    shutil.copytree(work / "IRN4GCN", other / "IRN4GCN")
+    path = other / "IRN4GCN/PARTIAL_PSEUDO_LABEL_DN" / f"{names[0]}.png"
+    labels = load_label_png(path)
+    labels[0, 0] = 100
+    save_label_png(path, labels)
+    with pytest.raises(ValueError, match=r"label values \[100\] are neither a class"):
+        load_gcn_inputs(WorkDir(other), voc, names[0])

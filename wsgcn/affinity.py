@@ -122,6 +122,11 @@ class PathIndex:
     def num_offsets(self):
         return len(self.offsets)
 
+    def __getstate__(self):
+        # the per-device tensors stay behind when a dataset is pickled into a data-loading worker
+        # (spawn/forkserver): CUDA tensors there would be costly or fail
+        return {**self.__dict__, "_device_cache": {}}
+
     def _path_indices_on(self, device):
         """The path index tensors on ``device``, copied there once and kept."""
         key = str(device)

@@ -6,8 +6,9 @@ is a named set of overrides (``--profile demo``) applied before the explicit fla
 """
 import argparse
 import dataclasses
-import os
 import typing
+
+from wsgcn.runtime import default_workers
 
 
 def str2bool(text):
@@ -68,7 +69,10 @@ class CommonConfig:
     cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
     allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs and label dicts, WSGCN's .npy Logits)")
     device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
-    num_workers: int = field(max(1, (os.cpu_count() or 2) // 2), "worker processes (data loading, per-image CRFs)")
+    num_workers: int = field(default_workers(), "worker processes per process (data loading, per-image CRFs); "
+                                                "default: half the cores shared among torchrun's processes")
+    dist_timeout: int = field(60, "minutes a process waits for the others under torchrun (e.g. while rank 0 "
+                                  "evaluates or saves) before the run is declared hung")
     quiet: bool = field(False, "no progress bars")
     overwrite: bool = field(False, "per-image steps: redo images whose outputs exist (default: skip them, "
                                    "so a re-run after an interruption continues)")

@@ -8,10 +8,14 @@ single-process answer, so the steps run the same code either way.  Training step
 DistributedDataParallel; per-image steps take every ``world_size``-th image (:func:`shard`) and
 never communicate until the end of the step.
 """
+import atexit
+import datetime
 import os
 
 import torch
 import torch.distributed as dist
+
+_CPU_GROUP = None  # gloo group for barriers and object gathers: no device work, no NCCL timeout
 
 
 def world_size():
@@ -35,13 +39,27 @@ def active():
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def init(device):
-    """Join the process group torchrun set up (NCCL on CUDA, gloo on the CPU); no-op alone.
-    device: the torch.device this process computes on."""
+def init(device, timeout_minutes=60):
+    """Use ``device`` for this process's CUDA work, and join the process group torchrun set up
+    (NCCL on CUDA, gloo on the CPU; no-op alone) with a ``timeout_minutes`` wait, plus a gloo
+    group for :func:`barrier` and :func:`gather` (rank 0 may evaluate or save for a long time
+    while the others wait there).  The group is left at exit."""
+    global _CPU_GROUP
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if world_size() > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        timeout = datetime.timedelta(minutes=timeout_minutes)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
+        _CPU_GROUP = dist.new_group(backend="gloo", timeout=timeout) if device.type == "cuda" else None
+        atexit.register(shutdown)
+
+
+def shutdown():
+    """Leave the process group (torchrun warns about groups not destroyed)."""
+    global _CPU_GROUP
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    _CPU_GROUP = None
 
 
 def shard(names):
@@ -52,7 +70,7 @@ def shard(names):
 
 def barrier():
     if active():
-        dist.barrier()
+        dist.barrier(group=_CPU_GROUP)
 
 
 def gather(obj):
@@ -60,7 +78,7 @@ def gather(obj):
     if not active():
         return [obj]
     out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=_CPU_GROUP)
     return out
 
 

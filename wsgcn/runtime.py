@@ -13,15 +13,29 @@ from wsgcn import distributed
 
 def resolve_device(name=""):
     """``""``/``"auto"``: CUDA when available, else the CPU; otherwise the named device.
-    Under torchrun, a bare ``cuda`` means this process's GPU, ``cuda:LOCAL_RANK``."""
+
+    Under torchrun each process computes on its local GPU, ``cuda:LOCAL_RANK``: ``cuda`` means
+    that, and an explicit index is refused (every rank would take the same GPU; choose GPUs
+    with ``CUDA_VISIBLE_DEVICES``).  A GPU index beyond the visible ones is an error naming both.
+    """
     if name in ("", "auto", None):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", distributed.local_rank() if distributed.world_size() > 1 else 0)
-    return device
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    under_torchrun = distributed.world_size() > 1
+    if under_torchrun and device.index is not None:
+        raise ValueError(f"--device {name}: under torchrun each process uses its local GPU (LOCAL_RANK); pass "
+                         f"--device cuda (DEVICE=cuda) and choose the GPUs with CUDA_VISIBLE_DEVICES")
+    index = distributed.local_rank() if under_torchrun else (device.index or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        what = f"LOCAL_RANK {index}" if under_torchrun else f"--device {name}"
+        raise ValueError(f"{what}: this machine has {count} visible GPU(s) (cuda:0..cuda:{count - 1}); "
+                         f"run at most {count} process(es) per machine (NPROC)")
+    return torch.device("cuda", index)
 
 
 def progress(iterable, desc, quiet=False, total=None, unit="img", initial=0):
@@ -30,6 +44,13 @@ def progress(iterable, desc, quiet=False, total=None, unit="img", initial=0):
     ci = bool(os.environ.get("CI")) or not sys.stderr.isatty()
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=quiet, initial=initial,
                 mininterval=3600 if ci else 0.1, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def default_workers():
+    """Data-loading workers per process: half the cores, shared among the processes torchrun
+    starts on this machine (``LOCAL_WORLD_SIZE``), at least 1."""
+    per_machine = max(1, (os.cpu_count() or 2) // 2)
+    return max(1, per_machine // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def image_seed(seed, name):

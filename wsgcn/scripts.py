@@ -1,6 +1,12 @@
 """The ``main`` every step script shares: parse the stage's config, join torchrun's process
-group when there is one, run, and turn failed images into exit status 1."""
+group when there is one, run, and turn the outcome into the exit status train.sh reads:
+
+    0  done;   1  some images failed (listed in the step's failures.txt), the others were done;
+    2  nothing was done: a bad list, data set, setting or weights, said in one line;
+    3  the run crashed (out of memory, a NCCL error, a bug): its traceback is printed.
+"""
 import sys
+import traceback
 from pathlib import Path
 
 from wsgcn import distributed
@@ -8,20 +14,26 @@ from wsgcn.config import parse_config
 from wsgcn.per_image import StepFailed
 from wsgcn.runtime import one_line_warnings, resolve_device
 
+CRASHED = 3
 
-def script_main(run, config_cls, profiles, argv=None, description=None):
-    """run(cfg) with the config from ``argv``; returns the config.  Images that failed (listed
-    in the step's failures.txt) end the script with exit status 1 after the other images; an
-    error before the images (a bad list, missing or wrong weights) with one line and status 2."""
+
+def script_main(run, config_cls, profiles, argv=None, description=None, prog=None):
+    """run(cfg) with the config from ``argv``; returns the config, or ends the process with the
+    exit status above.  ``prog``: the script's name in messages (default: the running script's)."""
+    prog = prog or Path(sys.argv[0]).name
     one_line_warnings()
     cfg = parse_config(config_cls, profiles, argv, description=description)
-    distributed.init(resolve_device(cfg.device))
     try:
+        distributed.init(resolve_device(cfg.device), cfg.dist_timeout)
         run(cfg)
     except StepFailed as error:
         print(error, file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     except (FileNotFoundError, ValueError) as error:  # per-image errors never get here (see Failures)
-        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr, flush=True)
+        print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except Exception:
+        traceback.print_exc()
+        print(f"{prog}: crashed (exit status {CRASHED})", file=sys.stderr, flush=True)
+        raise SystemExit(CRASHED) from None
     return cfg

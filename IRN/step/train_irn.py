@@ -53,7 +53,7 @@ def run(cfg):
     path_index = PathIndex(TRAIN_RADIUS, (grid, grid))
     dataset = AffinityDataset(voc, read_image_list(cfg.train_list), work.ir_label, path_index,
                               cfg.irn_crop_size, cfg.irn_rescale, seed=cfg.seed)
-    loader = train_loader(dataset, cfg.irn_batch_size, cfg.num_workers, cfg.seed)
+    loader = train_loader(dataset, cfg.irn_batch_size, cfg.num_workers, cfg.seed, device)
 
     torch.manual_seed(cfg.seed)
     model = IRNet()
@@ -67,8 +67,8 @@ def run(cfg):
 
     def losses_of(batch):
         edge, disp = net(batch["img"].to(device, non_blocking=True))
-        return affinity_displacement_loss(edge, disp, path_index, batch["bg_pos"].to(device),
-                                          batch["fg_pos"].to(device), batch["neg"].to(device))
+        bg_pos, fg_pos, neg = (batch[k].to(device, non_blocking=True).float() for k in ("bg_pos", "fg_pos", "neg"))
+        return affinity_displacement_loss(edge, disp, path_index, bg_pos, fg_pos, neg)
 
     start = time.time()
     losses = train_epochs("train_irn", model, dataset, loader, optimizer, cfg.irn_num_epoches, work.logs / "train_irn",

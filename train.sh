@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# WSGCN Stage I, every step in order, then one table of the labels' mIoU.
+# WSGCN, every step in order, then one table of the labels' mIoU.
 #
-#   bash train.sh                  # the paper's settings, on a GPU when there is one
+#   bash train.sh                  # Stage I: pseudo labels, with the paper's settings
+#   bash train.sh --stage all      # Stage I on SEG_TRAIN_LIST too, then Stage II (DeepLab-v2)
+#   bash train.sh --stage 2        # Stage II alone, on the pseudo labels already made
 #   bash train.sh --profile demo   # CPU-sized settings (what scripts/demo.sh runs)
 #
 # Environment (defaults: the original layout under Data/):
@@ -18,6 +20,11 @@
 #   NPROC       processes per machine (GPUs); >1 runs every step under torchrun   1
 #   TORCHRUN_ARGS  replaces torchrun's "--standalone" for several machines, e.g.
 #               "--nnodes 2 --node_rank 0 --rdzv_backend c10d --rdzv_endpoint host:29400"
+# Stage II (--stage 2 or all):
+#   SEG_TRAIN_LIST  images DeepLab trains on (their GCN + CRF labels)  Data/VOC12/train_aug.txt
+#   SEG_VAL_LIST    images DeepLab is evaluated on                     Data/VOC12/val.txt
+#   DEEPLAB_ARGS    extra flags for DeepLab/train.py and DeepLab/infer.py (e.g. "--backbone torchvision")
+#   UPPER_BOUND     1: also train on the ground truth of SEG_TRAIN_LIST (the fully supervised bound)
 #
 # Re-running continues where an interrupted run stopped: per-image steps skip the images whose
 # outputs exist (GCN_ARGS/IRN_ARGS "--overwrite True" redoes them); add "--resume True" to
@@ -27,24 +34,40 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 profile=paper
+stage=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) profile=$2; shift 2 ;;
         --profile=*) profile=${1#--profile=}; shift ;;
-        *) echo "train.sh: unknown argument $1 (use --profile NAME; IRN_ARGS/GCN_ARGS for step flags)" >&2; exit 2 ;;
+        --stage) stage=$2; shift 2 ;;
+        --stage=*) stage=${1#--stage=}; shift ;;
+        *) echo "train.sh: unknown argument $1 (use --profile NAME, --stage 1|2|all; IRN_ARGS/GCN_ARGS/DEEPLAB_ARGS for step flags)" >&2; exit 2 ;;
     esac
 done
+case "$stage" in
+    1|2|all) ;;
+    *) echo "train.sh: --stage $stage: use 1, 2 or all" >&2; exit 2 ;;
+esac
 
 VOC12_ROOT=${VOC12_ROOT:-Data/VOC12/VOC2012}
 TRAIN_LIST=${TRAIN_LIST:-Data/VOC12/train_aug.txt}
 INFER_LIST=${INFER_LIST:-Data/VOC12/train.txt}
 CLS_LABELS=${CLS_LABELS-Data/VOC12/cls_labels.txt}
 WORK_DIR=${WORK_DIR:-Data}
+SEG_TRAIN_LIST=${SEG_TRAIN_LIST:-Data/VOC12/train_aug.txt}
+SEG_VAL_LIST=${SEG_VAL_LIST:-Data/VOC12/val.txt}
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
 
 NPROC=${NPROC:-1}
+case "$NPROC" in
+    gpu) NPROC=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())")
+         [ "$NPROC" -ge 1 ] || { echo "train.sh: NPROC=gpu, but no GPU is visible" >&2; exit 2; } ;;
+    cpu) NPROC=$("$PYTHON" -c "import os; print(os.cpu_count())") ;;
+    ''|*[!0-9]*) echo "train.sh: NPROC=$NPROC: use a number of processes, gpu (one per visible GPU) or cpu" >&2
+         exit 2 ;;
+esac
 if [ "$NPROC" -gt 1 ] || [ -n "${TORCHRUN_ARGS:-}" ]; then
     read -r -a rdzv <<< "${TORCHRUN_ARGS:---standalone}"
     launch=("$PYTHON" -m torch.distributed.run "${rdzv[@]}" --nproc_per_node "$NPROC")
@@ -57,22 +80,70 @@ common=(--profile "$profile" --voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" -
         --cls_labels "$CLS_LABELS")
 read -r -a irn_extra <<< "${IRN_ARGS:-}"
 read -r -a gcn_extra <<< "${GCN_ARGS:-}"
+read -r -a deeplab_extra <<< "${DEEPLAB_ARGS:-}"
 
-echo "== IRN stage: CAMs, IR labels, IRNet, boundary map, node features, random-walk labels"
-"${launch[@]}" IRN/run_sample.py "${common[@]}" --train_list "$TRAIN_LIST" --infer_list "$INFER_LIST" \
-    --val_list "${VAL_LIST:-}" "${irn_extra[@]}" || status=$?
-[ "$status" -le 1 ] || exit "$status"  # 2 and up: nothing usable was made (bad list, weights, crash)
+# A step's exit status: 1 (some images failed) goes on, 2 and up (nothing usable) stops here.
+# Under torchrun a crashed process also ends in 1, so a stage's outputs are checked before the
+# next stage starts (require).
+check() { local code=$1; [ "$code" -le 1 ] || exit "$code"; [ "$code" -eq 0 ] || status=1; }
+require() {  # require WHAT PATH...: each PATH a file, or a folder holding at least one file
+    local what=$1; shift
+    for path in "$@"; do
+        if [ ! -f "$path" ] && [ -z "$(ls -A "$path" 2>/dev/null)" ]; then
+            echo "train.sh: $what is missing ($path): the step before crashed; see its messages above" >&2
+            exit 3
+        fi
+    done
+}
 
-echo "== GCN stage: partial pseudo labels, one GCN per image, dense CRF"
-for script in GCN/make_dataset.py GCN/train.py GCN/CRF.py; do
-    "${launch[@]}" "$script" "${common[@]}" --train_list "$INFER_LIST" "${gcn_extra[@]}" || {
-        code=$?; [ "$code" -eq 1 ] || exit "$code"; status=1; }
-done
+if [ "$stage" != 2 ]; then
+    # --stage all: the pseudo labels are made for every image DeepLab trains on as well
+    label_list=$INFER_LIST
+    if [ "$stage" = all ]; then label_list=$SEG_TRAIN_LIST; fi
+    echo "== IRN stage: CAMs, IR labels, IRNet, boundary map, node features, random-walk labels"
+    code=0; "${launch[@]}" IRN/run_sample.py "${common[@]}" --train_list "$TRAIN_LIST" --infer_list "$label_list" \
+        --val_list "${VAL_LIST:-}" "${irn_extra[@]}" || code=$?
+    check "$code"
+    require "the IRN stage's output" "$WORK_DIR/IRN4GCN/CAM" "$WORK_DIR/IRN4GCN/BOUNDARY" "$WORK_DIR/IRN4GCN/AFF_FEATURE"
+
+    echo "== GCN stage: partial pseudo labels, one GCN per image, dense CRF"
+    for script in GCN/make_dataset.py GCN/train.py GCN/CRF.py; do
+        code=0; "${launch[@]}" "$script" "${common[@]}" --train_list "$label_list" "${gcn_extra[@]}" || code=$?
+        check "$code"
+    done
+    require "the GCN stage's output" "$WORK_DIR/GCN4DeepLab/CRF_Label"
+fi
+
+report=(--work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST")
+if [ "$stage" != 1 ]; then
+    echo "== Stage II: DeepLab-v2 on the pseudo labels of $SEG_TRAIN_LIST, evaluated on $SEG_VAL_LIST"
+    deeplab=(--profile "$profile" --voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" --device "${DEVICE:-}"
+             --cls_labels "$CLS_LABELS")
+    code=0; "${launch[@]}" DeepLab/train.py "${deeplab[@]}" --train_list "$SEG_TRAIN_LIST" "${deeplab_extra[@]}" || code=$?
+    check "$code"
+    require "DeepLab's weights" "$WORK_DIR/sess/deeplab.pth"
+    code=0; "${launch[@]}" DeepLab/infer.py "${deeplab[@]}" --list "$SEG_VAL_LIST" "${deeplab_extra[@]}" || code=$?
+    check "$code"
+    report+=(--seg_val_list "$SEG_VAL_LIST")
+    if [ "${UPPER_BOUND:-0}" = 1 ]; then
+        echo "== Stage II upper bound: the same network trained on the ground truth of $SEG_TRAIN_LIST"
+        val_stem=$(basename "$SEG_VAL_LIST"); val_stem=${val_stem%.*}
+        code=0; "${launch[@]}" DeepLab/train.py "${deeplab[@]}" --train_list "$SEG_TRAIN_LIST" \
+            --label_dir "$VOC12_ROOT/SegmentationClassAug" --weights_name sess/deeplab_gt.pth "${deeplab_extra[@]}" || code=$?
+        check "$code"
+        code=0; "${launch[@]}" DeepLab/infer.py "${deeplab[@]}" --list "$SEG_VAL_LIST" --crf False \
+            --weights "$WORK_DIR/sess/deeplab_gt.pth" --out "$WORK_DIR/DeepLab/${val_stem}_gt" "${deeplab_extra[@]}" || code=$?
+        check "$code"
+        report+=(--upper_bound "$WORK_DIR/DeepLab/${val_stem}_gt/Label")
+    fi
+fi
 
 echo "== Summary"
-"$PYTHON" -m wsgcn.report --work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST" || status=1
-"$PYTHON" GCN/visualize.py --work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST" \
-    --cls_labels "$CLS_LABELS" --quiet True >/dev/null && echo "pictures: $WORK_DIR/visualize" || status=1
+"$PYTHON" -m wsgcn.report "${report[@]}" || status=1
+if [ "$stage" != 2 ]; then
+    "$PYTHON" GCN/visualize.py --work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST" \
+        --cls_labels "$CLS_LABELS" --quiet True >/dev/null && echo "pictures: $WORK_DIR/visualize" || status=1
+fi
 if [ "$status" -ne 0 ]; then
     echo "train.sh: some images failed; see the failures.txt files under $WORK_DIR" >&2
 fi

@@ -71,7 +71,9 @@ def chw(img):
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
 
-class _SeededDataset(Dataset):
+class SeededDataset(Dataset):
+    """Images by name whose augmentation draws from ``rng(idx)``, seeded by (seed, epoch, index)."""
+
     def __init__(self, voc, names, seed=0):
         self.voc, self.names, self.seed, self.epoch = voc, list(names), seed, 0
 
@@ -85,7 +87,7 @@ class _SeededDataset(Dataset):
         return np.random.default_rng([self.seed, self.epoch, idx])
 
 
-class ClassificationDataset(_SeededDataset):
+class ClassificationDataset(SeededDataset):
     """train_cam's crops: long side resized to a random value in ``resize_long`` (bicubic),
     random horizontal flip, random ``crop_size`` square crop, zero padded."""
 
@@ -104,7 +106,7 @@ class ClassificationDataset(_SeededDataset):
         return {"name": name, "img": chw(img), "label": torch.from_numpy(self.voc.class_labels(name))}
 
 
-class MultiScaleDataset(_SeededDataset):
+class MultiScaleDataset(SeededDataset):
     """Inference input: for each scale, the rescaled image and its horizontal flip, (2, 3, h, w)."""
 
     def __init__(self, voc, names, scales=(1.0,)):
@@ -125,7 +127,7 @@ class MultiScaleDataset(_SeededDataset):
                 "label": torch.from_numpy(self.voc.class_labels(name))}
 
 
-class AffinityDataset(_SeededDataset):
+class AffinityDataset(SeededDataset):
     """train_irn's crops: image and inter-pixel relation label rescaled by a random factor in
     ``rescale`` (bicubic / nearest), flipped, randomly cropped (image 0, label 255 padding);
     the label, reduced x0.25 (nearest), gives the pair labels of ``path_index``."""
@@ -147,12 +149,13 @@ class AffinityDataset(_SeededDataset):
             img, label = img[:, ::-1], label[:, ::-1]
         box = random_crop_box(rng, img.shape[:2], self.crop_size)
         img, label = crop_into([img, label], [0.0, IGNORE_INDEX], self.crop_size, box)
-        bg_pos, fg_pos, neg = self.path_index.pair_labels(rescale(label, 0.25, order=0))
-        return {"name": name, "img": chw(img), "bg_pos": torch.as_tensor(bg_pos),
-                "fg_pos": torch.as_tensor(fg_pos), "neg": torch.as_tensor(neg)}
+        # uint8 0/1, a quarter of float32's size through the workers' shared memory (a 512 crop's
+        # three pair maps are 24 MB in float32); train_irn makes them float on the device
+        pairs = self.path_index.pair_labels(rescale(label, 0.25, order=0))
+        return {"name": name, "img": chw(img), **{k: p.to(torch.uint8) for k, p in zip(("bg_pos", "fg_pos", "neg"), pairs)}}
 
 
-class TopLeftCropDataset(_SeededDataset):
+class TopLeftCropDataset(SeededDataset):
     """Images in a top-left ``crop_size`` crop, zero padded (train_irn's mean-displacement pass)."""
 
     def __init__(self, voc, names, crop_size=512):

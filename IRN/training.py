@@ -1,6 +1,7 @@
 """What train_cam and train_irn share: the optimiser, the polynomial schedule, the loader, and
 the loop, which runs in one process or in several under torchrun (DistributedDataParallel) and
 can resume from the checkpoint it writes after every epoch."""
+import itertools
 from pathlib import Path
 
 import torch
@@ -29,7 +30,19 @@ def poly_schedule(optimizer, max_step, power=0.9):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / max_step) ** power)
 
 
-def train_loader(dataset, batch_size, num_workers, seed):
+class ShuffleSampler(DistributedSampler):
+    """DistributedSampler (shuffled by seed + epoch, last partial part dropped) that can start
+    ``skip`` samples into its epoch, so that a run resumed mid-epoch sees the rest of it."""
+    skip = 0
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self):
+        return self.num_samples - self.skip
+
+
+def train_loader(dataset, batch_size, num_workers, seed, device=None):
     """Shuffled batches of ``batch_size`` per process, last partial batch dropped (as the
     original).  The shuffle is seeded by (seed, epoch) and split across the processes, so
     world size W with batch B sees the batches one process with batch W*B sees."""
@@ -37,11 +50,11 @@ def train_loader(dataset, batch_size, num_workers, seed):
     if len(dataset) < batch_size * world:
         raise ValueError(f"the training list has {len(dataset)} images, fewer than one batch of "
                          f"{batch_size} x {world} process(es)")
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=distributed.rank(), shuffle=True, seed=seed,
-                                 drop_last=True)
+    sampler = ShuffleSampler(dataset, num_replicas=world, rank=distributed.rank(), shuffle=True, seed=seed,
+                             drop_last=True)
     # Workers are not persistent: each epoch's workers get the dataset's new epoch (augmentation seed).
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
-                      pin_memory=torch.cuda.is_available())
+                      pin_memory=device is not None and torch.device(device).type == "cuda")
 
 
 def log_writer(log_dir):
@@ -50,38 +63,45 @@ def log_writer(log_dir):
 
 
 def _rng_state():
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    # Training draws random numbers on the CPU only (augmentation has its own seeded generators,
+    # and no network here has dropout), so no CUDA state is kept: a state of every visible GPU
+    # would not restore on a machine with fewer.
+    return {"cpu": torch.get_rng_state()}
 
 
-def save_training_state(path, model, optimizer, scheduler, epoch, step, max_step):
-    """The state after ``epoch`` epochs (model, optimiser, schedule, step, RNG), atomically."""
+def save_training_state(path, model, optimizer, scheduler, epoch, step, max_step, run=None):
+    """The state after ``epoch`` epochs (model, optimiser, schedule, step, RNG), atomically.
+    run: an optional dict of plain values describing the run (checked on loading)."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "step": step, "max_step": max_step, "rng": _rng_state()}
+    if run is not None:
+        state["run"] = dict(run)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_training_state(path, model, optimizer, scheduler, max_step):
-    """Restore what :func:`save_training_state` wrote; returns (epochs done, step)."""
+def load_training_state(path, model, optimizer, scheduler, max_step, run=None):
+    """Restore what :func:`save_training_state` wrote; returns (epochs done, step).  A state
+    made for another number of steps, or (given ``run``) another run description, is an error."""
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if run is not None and state.get("run") != dict(run):
+        saved = state.get("run") or {}
+        changed = ", ".join(f"{key} {saved.get(key)!r} -> {run.get(key)!r}" for key in dict.fromkeys([*saved, *run])
+                            if saved.get(key) != run.get(key))
+        raise ValueError(f"{path}: made for another run ({changed}); use --resume False to start over")
     if state["max_step"] != max_step:
         raise ValueError(f"{path}: made for a run of {state['max_step']} steps, this one has {max_step} "
                          f"(other epochs, batch size, list or process count); use --resume False to start over")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["cpu"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    torch.set_rng_state(state["rng"]["cpu"])  # a "cuda" entry of older states is not needed
     return state["epoch"], state["step"]
 
 
 def resume_path(weights_path):
-    """Where a training step keeps its per-epoch state: ``<weights>.resume.pth``."""
+    """Where a training step keeps its resumable state: ``<weights>.resume.pth``."""
     weights_path = Path(weights_path)
     return weights_path.with_name(weights_path.stem + ".resume.pth")
 

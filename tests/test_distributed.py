@@ -163,9 +163,75 @@ def test_killed_training_resumes_to_identical_weights(irn_run, demo_root, tmp_pa
         assert torch.equal(a[key], b[key]), key
 
 
-def test_resume_refuses_a_state_of_another_run(irn_run, demo_root, tmp_path):
+def test_resume_refuses_a_state_of_another_run(irn_run, demo_root, tmp_path, capsys):
     work = tmp_path / "work"
     argv = irn_argv(irn_run, demo_root, work, "train_cam")
     run_sample.main(argv)
-    with pytest.raises(ValueError, match="res50_cam.resume.pth: made for a run of 2 steps, this one has 4"):
+    with pytest.raises(SystemExit) as stop:
         run_sample.main(argv + ["--resume", "True", "--cam_num_epoches", "2"])
+    assert stop.value.code == 2
+    assert "res50_cam.resume.pth: made for a run of 2 steps, this one has 4" in capsys.readouterr().err
+
+
+def test_nccl_runs_join_with_a_timeout_and_wait_on_a_gloo_group(monkeypatch):
+    """Barriers and object gathers go through a gloo group (rank 0 may evaluate or save for long
+    while the others wait; NCCL would time out or need the GPU), the timeout is the setting's,
+    CUDA's device is set even for one process, and the group is left at exit."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from wsgcn import distributed
+
+    calls = {}
+    state = {"initialised": False}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.setdefault("set_device", device))
+    monkeypatch.setattr(dist, "is_initialized", lambda: state["initialised"])
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+
+    def init_process_group(backend, timeout):
+        calls["init"] = (backend, timeout)
+        state["initialised"] = True
+
+    monkeypatch.setattr(dist, "init_process_group", init_process_group)
+    monkeypatch.setattr(dist, "new_group", lambda backend, timeout: ("gloo group", backend, timeout))
+    monkeypatch.setattr(dist, "barrier", lambda group=None: calls.setdefault("barrier", group))
+    monkeypatch.setattr(dist, "all_gather_object", lambda out, obj, group=None: calls.setdefault("gather", group))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.setdefault("destroyed", True))
+    exits = []
+    monkeypatch.setattr(distributed.atexit, "register", exits.append)
+
+    distributed.init(torch.device("cuda", 1), timeout_minutes=7)
+    timeout = datetime.timedelta(minutes=7)
+    assert calls["set_device"] == torch.device("cuda", 1) and calls["init"] == ("nccl", timeout)
+    distributed.barrier()
+    distributed.gather("x")
+    assert calls["barrier"] == calls["gather"] == ("gloo group", "gloo", timeout)
+    assert exits == [distributed.shutdown]
+    distributed.shutdown()
+    assert calls["destroyed"] and distributed._CPU_GROUP is None
+
+
+def test_resume_state_keeps_no_per_gpu_rng_so_fewer_gpus_can_resume(tmp_path, monkeypatch):
+    """A state saved on 8 GPUs resumes on 1: no per-GPU RNG state is saved or restored (training
+    draws no CUDA random numbers), and an older state's "cuda" entry is ignored."""
+    from IRN.training import load_training_state, poly_schedule, save_training_state
+
+    def no_gpu_state(*args, **kwargs):
+        raise AssertionError("per-GPU RNG state touched")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name in ("get_rng_state_all", "set_rng_state_all", "get_rng_state", "set_rng_state"):
+        monkeypatch.setattr(torch.cuda, name, no_gpu_state)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = poly_schedule(optimizer, 10)
+    path = tmp_path / "state.pth"
+    save_training_state(path, model, optimizer, scheduler, 1, 5, 10)
+    state = torch.load(path, weights_only=True)
+    assert set(state["rng"]) == {"cpu"}
+    state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 8  # as older versions saved on 8 GPUs
+    torch.save(state, path)
+    assert load_training_state(path, model, optimizer, scheduler, 10) == (1, 5)

@@ -561,3 +561,26 @@ def test_a_list_of_another_data_set_is_refused_before_any_step(demo, tmp_path, c
     err = capsys.readouterr().err
     assert "none of the 2 images of" in err and "--voc12_root" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "w").exists()
+
+
+def test_a_crash_ends_with_status_3_and_its_traceback(monkeypatch, capsys):
+    """A bug or an out-of-memory is not a bad input: exit status 3 (train.sh stops), traceback shown."""
+    from wsgcn.scripts import script_main
+
+    def run(cfg):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    from GCN.config import PROFILES, GCNConfig
+
+    assert exit_status(lambda argv: script_main(run, GCNConfig, PROFILES, argv), ["--device", "cpu"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "OutOfMemoryError" in err and "crashed (exit status 3)" in err
+
+
+@pytest.mark.parametrize("env, message", [({"NPROC": "gpu", "CUDA_VISIBLE_DEVICES": ""}, "no GPU is visible"),
+                                          ({"NPROC": "two"}, "NPROC=two: use a number")])
+def test_train_sh_refuses_a_bad_process_count(tmp_path, env, message):
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["bash", str(root / "train.sh")], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHON=sys.executable, WORK_DIR=str(tmp_path), **env))
+    assert out.returncode == 2 and message in out.stderr and "IRN stage" not in out.stdout

@@ -13,6 +13,8 @@
     GCN4DeepLab/Logit/<name>.npz              keys (K,) int64 label indices, background first;
                                               prob (K, H, W) float32 GCN probabilities
     GCN4DeepLab/CRF_Label, CRF_Logit          the same after the dense CRF
+    sess/deeplab.pth                          Stage II: DeepLab-v2 trained on the pseudo labels
+    DeepLab/<list stem>/Label, CRF_Label      its labels of a list's images (Prob: its softmax)
 
 (h, w) is the stride-4 grid, ((H-1)//4+1, (W-1)//4+1).
 """
@@ -74,6 +76,10 @@ class WorkDir:
     @property
     def crf_logit(self):
         return self.root / "GCN4DeepLab" / "CRF_Logit"
+
+    def deeplab(self, list_path):
+        """Stage II's outputs for the images of ``list_path``: ``DeepLab/<list file stem>``."""
+        return self.root / "DeepLab" / Path(list_path).stem
 
     @property
     def logs(self):

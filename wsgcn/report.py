@@ -1,9 +1,15 @@
-"""The Stage I summary table: mIoU of every stage's labels found under a work directory.
+"""The summary table: mIoU of every stage's labels found under a work directory.
 
-    python -m wsgcn.report --work_dir Data --voc12_root Data/VOC12/VOC2012 --list Data/VOC12/train.txt
+    python -m wsgcn.report --work_dir Data --voc12_root Data/VOC12/VOC2012 --list Data/VOC12/train.txt \
+        [--seg_val_list Data/VOC12/val.txt [--upper_bound Data/DeepLab/val_gt/Label]]
+
+Stage I (pseudo labels of ``--list``), then with ``--seg_val_list`` Stage II: DeepLab's labels
+of those images without and with the CRF, and with ``--upper_bound`` the labels of the same
+network trained on the ground truth, and the ratio of the two, as WSSS papers report it.
 """
 import argparse
 import sys
+from pathlib import Path
 
 from wsgcn.cams import cam_confusion
 from wsgcn.scores import find_score_file
@@ -47,6 +53,16 @@ def stage_rows(work, voc, names, cam_eval_thres=0.15):
     return rows
 
 
+def stage2_rows(work, voc, names, list_path, upper_bound=None):
+    """(row, confusion matrix) for Stage II's labels of ``names`` that exist for every image."""
+    out = work.deeplab(list_path)
+    folders = [("DeepLab", out / "Label"), ("DeepLab + CRF", out / "CRF_Label")]
+    if upper_bound:
+        folders.append(("DeepLab, ground truth", Path(upper_bound)))
+    return [(row, evaluate_label_maps(folder, voc.gt_dir, names)) for row, folder in folders
+            if all((folder / f"{n}.png").is_file() for n in names)]
+
+
 def format_table(rows, partial=None):
     """The mIoU table; ``partial`` = (precision, coverage) of the partial labels, when made."""
     lines = [f"{'labels':<22}{'mIoU':>8}{'pix.acc':>9}"]
@@ -62,18 +78,44 @@ def main(argv=None):
     parser.add_argument("--voc12_root", default="Data/VOC12/VOC2012")
     parser.add_argument("--list", default="Data/VOC12/train.txt")
     parser.add_argument("--cam_eval_thres", type=float, default=0.15)
+    parser.add_argument("--seg_val_list", default="", help="Stage II rows: DeepLab's labels of these images")
+    parser.add_argument("--upper_bound", default="", help="Stage II: label folder of the network trained on the "
+                                                           "ground truth (adds a row and the ratio)")
     args = parser.parse_args(argv)
-    names = read_image_list(args.list)
     work, voc = WorkDir(args.work_dir), VOC12(args.voc12_root)
-    rows = stage_rows(work, voc, names, args.cam_eval_thres)
+    status = print_stage1(work, voc, args.list, args.cam_eval_thres, required=not args.seg_val_list)
+    if args.seg_val_list:
+        status = max(status, print_stage2(work, voc, args.seg_val_list, args.upper_bound))
+    return status
+
+
+def print_stage1(work, voc, list_path, cam_eval_thres, required=True):
+    """The Stage I table of ``list_path``; 1 if ``required`` and no stage has outputs."""
+    names = read_image_list(list_path)
+    rows = stage_rows(work, voc, names, cam_eval_thres)
     if not rows:
-        print(f"report: no stage outputs for {args.list} under {args.work_dir}", file=sys.stderr)
-        return 1
+        print(f"report: no Stage I outputs for {list_path} under {work.root}", file=sys.stderr)
+        return 1 if required else 0
     partial = None
     if all((work.partial_labels_full / f"{n}.png").is_file() for n in names):
         partial = partial_label_stats(work.partial_labels_full, voc, names)
-    print(f"Stage I on {len(names)} images ({args.list}):")
+    print(f"Stage I on {len(names)} images ({list_path}):")
     print(format_table(rows, partial))
+    return 0
+
+
+def print_stage2(work, voc, list_path, upper_bound=""):
+    """The Stage II table of ``list_path``, and the ratio to the upper bound when given."""
+    names = read_image_list(list_path)
+    rows = dict(stage2_rows(work, voc, names, list_path, upper_bound))
+    if "DeepLab" not in rows:
+        print(f"report: no Stage II labels for {list_path} in {work.deeplab(list_path)}", file=sys.stderr)
+        return 1
+    print(f"\nStage II on {len(names)} images ({list_path}):")
+    print(format_table(list(rows.items())))
+    if "DeepLab, ground truth" in rows:
+        ratio = mean_iou(rows["DeepLab"]) / mean_iou(rows["DeepLab, ground truth"])
+        print(f"DeepLab on the pseudo labels / on the ground truth: {100 * ratio:.1f} %")
     return 0
 
 

@@ -33,8 +33,8 @@ def canonical_state_dict(state, aliases, ignore_prefixes=()):
     return {**aliased, **canonical}
 
 
-def load_checkpoint(model, path, aliases=(), ignore_prefixes=()):
-    """Load weights from ``path`` into ``model`` (strict, after alias mapping), without pickle."""
+def read_state_dict(path):
+    """The state dict in ``path``, read without pickle (``weights_only=True``); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -42,9 +42,14 @@ def load_checkpoint(model, path, aliases=(), ignore_prefixes=()):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"{path}: not a loadable weights-only checkpoint ({load_error_summary(e)})") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    state = canonical_state_dict(state, aliases, ignore_prefixes)
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+    return state
+
+
+def load_checkpoint(model, path, aliases=(), ignore_prefixes=()):
+    """Load weights from ``path`` into ``model`` (strict, after alias mapping), without pickle."""
+    state = canonical_state_dict(read_state_dict(path), aliases, ignore_prefixes)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -34,7 +34,7 @@ def run(cfg):
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     dataset = ClassificationDataset(voc, read_image_list(cfg.train_list), cfg.cam_crop_size,
                                     cfg.cam_resize_long, seed=cfg.seed)
-    loader = train_loader(dataset, cfg.cam_batch_size, cfg.num_workers, cfg.seed)
+    loader = train_loader(dataset, cfg.cam_batch_size, cfg.num_workers, cfg.seed, device)
     val_loader = None
     if cfg.val_list:
         val_set = ClassificationDataset(voc, read_image_list(cfg.val_list), cfg.cam_crop_size,

@@ -1,0 +1,80 @@
+"""Settings of Stage II (docs/method.md §10): DeepLab-v2 trained on the pseudo labels.
+
+Profiles:
+- ``paper``: kazuto1011/deeplab-pytorch's VOC recipe, with which WSGCN reports 68.7 % val mIoU:
+  the Caffe ResNet-101 initialised from the COCO-trained DeepLab-v1
+  (``<work_dir>/sess/deeplabv1_resnet101-coco.pth``), crop 321, batch 5 x 2, lr 2.5e-4,
+  20,000 iterations, batch norm frozen;
+- ``imagenet``: johnnylu305/deeplab-imagenet-pytorch's recipe (WSGCN: 66.7 %): torchvision's
+  ResNet-101 with ImageNet weights, crop 381, batch 26, lr 1e-3 with ASPP multipliers 1 and 2,
+  batch norm in training mode, 90,000 iterations, its data set's mean and std;
+- ``demo``: a CPU-sized ResNet-50 initialised from the trained CAM network.
+"""
+from dataclasses import dataclass
+
+from wsgcn.config import CommonConfig, field
+
+
+@dataclass(frozen=True)
+class DeepLabConfig(CommonConfig):
+    # The network
+    backbone: str = field("caffe", "caffe (kazuto1011's MSRA ResNet, BGR input) or torchvision (johnnylu305's, RGB)")
+    depth: int = field(101, "ResNet depth: 101 (published) or 50")
+    init: str = field("", "training init: a .pth (COCO DeepLab-v1, a torchvision ResNet, or a DeepLab checkpoint), "
+                          "imagenet (torchvision's weights), cam (the trained CAM network's ResNet-50), none; "
+                          "'' = the profile's (paper: <work_dir>/sess/deeplabv1_resnet101-coco.pth)")
+    image_mean: tuple[float, ...] = field((), "input mean in the backbone's convention (caffe: BGR 0..255; "
+                                              "torchvision: RGB 0..1); () = the profile's")
+    image_std: tuple[float, ...] = field((), "input std, as image_mean (caffe: 1); () = the profile's")
+    msc_scales: tuple[float, ...] = field((0.5, 0.75), "MSC: the image's extra scales besides 1")
+    # Training
+    train_list: str = field("Data/VOC12/train_aug.txt", "images to train on")
+    label_dir: str = field("", "folder of training label PNGs <name>.png ('' = <work_dir>/GCN4DeepLab/CRF_Label)")
+    weights_name: str = field("sess/deeplab.pth", "trained weights, relative to work_dir")
+    crop_size: int = field(321, "random crop (image padded with the mean, labels with 255)")
+    train_scales: tuple[float, ...] = field((0.5, 0.75, 1.0, 1.25, 1.5), "random rescale factors")
+    batch_size: int = field(5, "images per process per forward pass")
+    iter_size: int = field(2, "forward passes accumulated per SGD step (batch = batch_size x iter_size x processes)")
+    iterations: int = field(20000, "SGD steps")
+    lr: float = field(2.5e-4, "learning rate of the backbone's convolutions")
+    aspp_weight_lr_mult: float = field(10.0, "ASPP weights' learning rate / lr")
+    aspp_bias_lr_mult: float = field(20.0, "ASPP biases' learning rate / lr (no weight decay on them)")
+    momentum: float = field(0.9, "SGD momentum")
+    weight_decay: float = field(5e-4, "weight decay")
+    poly_power: float = field(0.9, "poly learning-rate decay: lr (1 - t/T)^power")
+    lr_step: int = field(10, "the poly schedule updates the rate every lr_step iterations, as kazuto1011's does")
+    frozen_bn: bool = field(True, "batch norm on running statistics during training")
+    seed: int = field(0, "seed of the ASPP init, shuffling and augmentation")
+    save_every: int = field(1000, "write the resumable training state every N iterations")
+    resume: bool = field(False, "continue from <weights>.resume.pth")
+    # Inference
+    list: str = field("Data/VOC12/val.txt", "infer.py: images to label")
+    weights: str = field("", "infer.py: DeepLab weights ('' = <work_dir>/<weights_name>)")
+    out: str = field("", "infer.py: output folder ('' = <work_dir>/DeepLab/<list file stem>)")
+    flip: bool = field(False, "infer.py: average the logits of the image and its horizontal flip")
+    crf: bool = field(True, "infer.py: also write dense-CRF labels (CRF_Label)")
+    save_prob: bool = field(False, "infer.py: also write Prob/<name>.npz, the softmax (21, H, W) float32")
+    # Both
+    amp: bool = field(False, "CUDA: bf16 autocast")
+    channels_last: bool = field(False, "CUDA: channels-last memory format")
+
+
+PROFILES = {
+    "paper": {},
+    "imagenet": dict(
+        backbone="torchvision", init="imagenet", crop_size=381, batch_size=26, iter_size=1, lr=1e-3,
+        aspp_weight_lr_mult=1.0, aspp_bias_lr_mult=2.0, frozen_bn=False, iterations=90000,
+        image_mean=(0.45694514, 0.43669609, 0.40363202), image_std=(0.27473737, 0.27164029, 0.28467983),
+    ),
+    # CPU-sized: the demo's ResNet-50 CAM network as the backbone (no ImageNet weights here),
+    # small crops, a few hundred images seen; its batch norm keeps the CAM network's statistics.
+    "demo": dict(
+        backbone="torchvision", depth=50, init="cam", crop_size=96, batch_size=4, iter_size=1, lr=1e-3,
+        iterations=150, num_workers=1, save_every=50,
+    ),
+}
+
+BACKBONE_INPUT = {  # channel order, scale, default mean and std, per backbone
+    "caffe": ("BGR", 255.0, (104.008, 116.669, 122.675), (1.0, 1.0, 1.0)),
+    "torchvision": ("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}

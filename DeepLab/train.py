@@ -1,0 +1,211 @@
+"""Stage II (docs/method.md §10): train DeepLab-v2 on the pseudo labels.
+
+    python DeepLab/train.py --work_dir Data --voc12_root Data/VOC12/VOC2012 \\
+        --train_list Data/VOC12/train_aug.txt --label_dir Data/GCN4DeepLab/CRF_Label
+
+kazuto1011/deeplab-pytorch's ``main.py train`` (``--profile paper``: the Caffe ResNet-101 from
+the COCO-trained DeepLab-v1 at ``<work_dir>/sess/deeplabv1_resnet101-coco.pth``) or
+johnnylu305/deeplab-imagenet-pytorch's (``--profile imagenet``).  Each of ``iterations`` SGD
+steps accumulates ``iter_size`` batches of ``batch_size`` random crops (per process); the loss
+is the sum over the four MSC outputs (scales 1, 0.5, 0.75 and their pixelwise max) of the
+cross-entropy against the labels resized (nearest) to each output, 255 ignored.  The learning
+rate follows the poly schedule, updated every ``lr_step`` iterations.  ``--label_dir``: any
+folder of label PNGs ``<name>.png`` (0..20, 255 = ignore).
+
+Writes ``<work_dir>/<weights_name>`` (``sess/deeplab.pth``, the model's state dict), the
+resumable state ``sess/deeplab.resume.pth`` every ``save_every`` iterations (``--resume True``
+continues from it) and TensorBoard scalars under ``<work_dir>/logs/deeplab``.  Under torchrun
+each process trains on its share of every batch (DistributedDataParallel).
+"""
+import contextlib
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from DeepLab.config import PROFILES, DeepLabConfig
+from DeepLab.datasets import TrainDataset, input_convention, resize_labels
+from DeepLab.net.deeplab_v2 import BLOCKS, deeplab_v2, freeze_batch_norm, param_groups
+from DeepLab.net.weights import initialise
+from IRN.config import IRNConfig
+from IRN.net.checkpoint import save_checkpoint
+from IRN.training import load_training_state, log_writer, resume_path, save_training_state, train_loader
+from wsgcn import distributed
+from wsgcn.layout import WorkDir
+from wsgcn.runtime import progress, resolve_device
+from wsgcn.scripts import script_main
+from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
+
+COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
+
+
+def poly_factor(t, iterations, power, lr_step):
+    """The learning rate of iteration ``t`` (iterations done) over the base rate: kazuto1011's
+    PolynomialLR, (1 - t'/T)^power with t' = t rounded down to a multiple of ``lr_step``."""
+    held = t - t % lr_step
+    return max(0.0, 1 - held / iterations) ** power
+
+
+def poly_schedule(optimizer, iterations, power, lr_step):
+    """The schedule of :func:`poly_factor`, stepped once per SGD step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: poly_factor(t, iterations, power, lr_step))
+
+
+def msc_loss(outputs, labels):
+    """Σ over the MSC outputs of the cross-entropy against the labels resized (PIL's nearest) to
+    each output's size, averaged over the labelled pixels (255 ignored).  An output with no
+    labelled pixel adds 0 (the plain mean would be 0/0)."""
+    total = 0.0
+    for logits in outputs:
+        target = resize_labels(labels, logits.shape[-2:])
+        count = (target != IGNORE_INDEX).sum().clamp(min=1)
+        total = total + F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX, reduction="sum") / count
+    return total
+
+
+def resolve_init(cfg, work):
+    """``--init`` with '' resolved: the COCO DeepLab-v1 under the work dir (paper profile)."""
+    if cfg.init:
+        return cfg.init
+    path = work / COCO_INIT
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the COCO-trained DeepLab-v1 that the paper profile starts from is missing "
+                                f"(kazuto1011/deeplab-pytorch's deeplabv1_resnet101-coco.pth; or pass --init "
+                                f"imagenet, none or PATH)")
+    return str(path)
+
+
+def check_config(cfg):
+    """What can be wrong with the flags alone, before any file is read."""
+    input_convention(cfg)  # the backbone, the mean and std
+    if cfg.depth not in BLOCKS:
+        raise ValueError(f"--depth {cfg.depth}: use one of {', '.join(map(str, BLOCKS))}")
+    for name in ("crop_size", "batch_size", "iter_size", "iterations", "lr_step", "save_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    if not cfg.train_scales or min(cfg.train_scales) <= 0:
+        raise ValueError(f"--train_scales must be positive, got {cfg.train_scales}")
+
+
+def training_names(cfg, voc, label_dir):
+    """The training list, every image and label file checked to exist."""
+    if not label_dir.is_dir():
+        raise FileNotFoundError(f"label folder not found: {label_dir} (--label_dir; '' = "
+                                f"<work_dir>/GCN4DeepLab/CRF_Label, written by GCN/CRF.py)")
+    names = read_image_list(cfg.train_list)
+    for what, path_of in (("images", voc.image_path), ("label maps", lambda name: label_dir / f"{name}.png")):
+        missing = [path_of(name) for name in names if not path_of(name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} of the {len(names)} {what} of {cfg.train_list} are missing, "
+                                    f"e.g. {missing[0]}")
+    return names
+
+
+def endless_batches(loader, start):
+    """The loader's batches forever, pass after pass (pass p shuffled and augmented with seed
+    (seed, p)), starting after the first ``start`` batches of the whole sequence."""
+    loader.sampler.skip = 0
+    per_pass = len(loader)
+    epoch, skip = divmod(start, per_pass)
+    while True:
+        loader.dataset.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
+        loader.sampler.skip = skip * loader.batch_size
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+def build_model(cfg, work, device):
+    """DeepLab-v2 with its seeded ASPP init, initialised from ``--init`` and moved to ``device``."""
+    init = resolve_init(cfg, work)
+    torch.manual_seed(cfg.seed)
+    model = deeplab_v2(cfg.backbone, NUM_CLASSES, cfg.depth, cfg.msc_scales)
+    initialise(model, init, cfg.backbone, cam_weights=work / IRNConfig.cam_weights_name)
+    return model.to(device)
+
+
+def run(cfg):
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
+    if (cfg.amp or cfg.channels_last) and not cuda:
+        warnings.warn("--amp and --channels_last apply on CUDA only; ignored on the CPU")
+    check_config(cfg)
+    work = WorkDir(cfg.work_dir)
+    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    label_dir = Path(cfg.label_dir) if cfg.label_dir else work.crf_label
+    dataset = TrainDataset(voc, training_names(cfg, voc, label_dir), label_dir, cfg, seed=cfg.seed)
+    loader = train_loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, device)
+
+    model = build_model(cfg, work, device)
+    if cuda and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(param_groups(model, cfg.lr, cfg.weight_decay, cfg.aspp_weight_lr_mult,
+                                             cfg.aspp_bias_lr_mult), lr=cfg.lr, momentum=cfg.momentum)
+    scheduler = poly_schedule(optimizer, cfg.iterations, cfg.poly_power, cfg.lr_step)
+    model.train()
+    if cfg.frozen_bn:
+        freeze_batch_norm(model)
+
+    weights, state_path = work / cfg.weights_name, resume_path(work / cfg.weights_name)
+    run_key = {"backbone": cfg.backbone, "depth": cfg.depth, "iterations": cfg.iterations, "images": len(dataset),
+               "batch_size": cfg.batch_size, "iter_size": cfg.iter_size, "processes": distributed.world_size(),
+               "seed": cfg.seed}
+    start = 0
+    if cfg.resume and state_path.is_file():
+        _, start = load_training_state(state_path, model, optimizer, scheduler, cfg.iterations, run=run_key)
+        print(f"deeplab train: resuming after iteration {start} of {cfg.iterations} from {state_path}", flush=True)
+
+    net = distributed.wrap_ddp(model, device)
+    batches = endless_batches(loader, start * cfg.iter_size)
+    writer = log_writer(work.logs / "deeplab")
+    bar = progress(range(cfg.iterations), "deeplab train", cfg.quiet or not distributed.is_main(), unit="it",
+                   initial=start)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp else contextlib.nullcontext()
+    began, loss = time.time(), None
+    for t in range(start, cfg.iterations):
+        optimizer.zero_grad(set_to_none=True)
+        loss = 0.0
+        for k in range(cfg.iter_size):
+            batch = next(batches)
+            images = batch["img"].to(device, non_blocking=True)
+            if cuda and cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = batch["label"].to(device, non_blocking=True)
+            # DDP: gradients are averaged across the processes on the last pass only
+            sync = net.no_sync() if net is not model and k < cfg.iter_size - 1 else contextlib.nullcontext()
+            with sync:
+                with autocast:
+                    outputs = net(images)
+                pass_loss = msc_loss(outputs, labels) / cfg.iter_size
+                pass_loss.backward()
+            loss += pass_loss.item()
+        optimizer.step()
+        if writer is not None:
+            writer.add_scalar("deeplab/loss", loss, t)
+            for i, group in enumerate(optimizer.param_groups):
+                writer.add_scalar(f"deeplab/lr_group{i}", group["lr"], t)
+        scheduler.step()
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
+        if (t + 1) % cfg.save_every == 0 and t + 1 < cfg.iterations and distributed.is_main():
+            save_training_state(state_path, model, optimizer, scheduler, None, t + 1, cfg.iterations, run=run_key)
+    batches.close()
+    bar.close()
+    if writer is not None:
+        writer.close()
+    if distributed.is_main():
+        save_checkpoint(model, weights)
+        final = f"final loss {loss:.4f}, " if loss is not None else ""
+        print(f"deeplab train: {cfg.iterations - start} iterations in {time.time() - began:.0f} s, {final}"
+              f"weights {weights}", flush=True)
+    distributed.barrier()
+
+
+def main(argv=None):
+    return script_main(run, DeepLabConfig, PROFILES, argv, __doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,16 +1,19 @@
-"""mIoU of a folder of label maps against the VOC ground truth (docs/method.md §9).
+r"""mIoU of a folder of label maps against the VOC ground truth (docs/method.md §9).
 
     python eval.py --pred Data/GCN4DeepLab/Label --gt Data/VOC12/VOC2012/SegmentationClassAug \
                    --list Data/VOC12/train.txt
 
 Prints the per-class IoU table and pixel accuracy, and ends with ``mIoU: 67.89``.
+``--protocol`` adds per-class precision, recall and IRNet's false-positive / false-negative
+ratios, and the background's FP and FN and their means over the object classes (the last line
+stays ``mIoU: ...``); ``--json PATH`` writes all these figures, per class and overall, as JSON.
 ``--confusion_csv PATH`` writes the 21 x 21 confusion matrix (pixel counts, rows = ground truth);
 ``--confusion_png PATH`` draws it row-normalised as a heat map (needs matplotlib).
 """
 import argparse
 import sys
 
-from wsgcn.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv
+from wsgcn.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv, write_scores_json
 from wsgcn.plots import plot_confusion, pyplot
 from wsgcn.voc import read_image_list
 
@@ -23,6 +26,11 @@ def build_parser():
     parser.add_argument("--list", default="Data/VOC12/train.txt", help="image list (bare names or DeepLab-style lines)")
     parser.add_argument("--upsample", action="store_true",
                         help="upsample (nearest) predictions smaller than their ground truth instead of failing")
+    parser.add_argument("--protocol", action="store_true",
+                        help="also print per-class precision, recall, FP and FN ratios, and the background's "
+                             "FP / FN and their object-class means")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write every figure (per class and overall, fractions) here as JSON")
     parser.add_argument("--confusion_csv", metavar="PATH",
                         help="also write the confusion matrix here: header 'gt\\pred,<classes>', pixel counts")
     parser.add_argument("--confusion_png", metavar="PATH",
@@ -41,7 +49,9 @@ def main(argv=None):
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 1
     print(f"{len(names)} images, predictions {args.pred}")
-    print(format_iou_table(conf))
+    print(format_iou_table(conf, protocol=args.protocol))
+    if args.json:
+        write_scores_json(args.json, conf, len(names), pred=str(args.pred), gt=str(args.gt), list=str(args.list))
     if args.confusion_csv:
         write_confusion_csv(args.confusion_csv, conf)
     if args.confusion_png:

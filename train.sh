@@ -16,6 +16,9 @@
 #   DEVICE      cpu | cuda | cuda:N           (unset: cuda when available)
 #   PYTHON      interpreter                   .venv/bin/python if present, else python
 #   IRN_ARGS    extra flags for IRN/run_sample.py (e.g. "--num_workers 8")
+#   CAM_DIR     CAMs of another method (IRNet's <name>.npy dicts or .npz): imported instead of
+#               training and running the CAM network; CAM_ARGS: flags for IRN/import_cams.py
+#               (e.g. "--allow_pickle True" for .npy files)
 #   GCN_ARGS    extra flags for the GCN scripts (e.g. "--max_epoch 100")
 #   NPROC       processes per machine (GPUs); >1 runs every step under torchrun   1
 #   TORCHRUN_ARGS  replaces torchrun's "--standalone" for several machines, e.g.
@@ -100,9 +103,20 @@ if [ "$stage" != 2 ]; then
     # --stage all: the pseudo labels are made for every image DeepLab trains on as well
     label_list=$INFER_LIST
     if [ "$stage" = all ]; then label_list=$SEG_TRAIN_LIST; fi
+    cam_steps=()
+    if [ -n "${CAM_DIR:-}" ]; then
+        echo "== Importing the CAMs of $CAM_DIR"
+        read -r -a cam_extra <<< "${CAM_ARGS:-}"
+        for list in "$TRAIN_LIST" "$label_list"; do
+            code=0; "${launch[@]}" IRN/import_cams.py --src "$CAM_DIR" --voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" \
+                --device "${DEVICE:-}" --cls_labels "$CLS_LABELS" --list "$list" "${cam_extra[@]}" || code=$?
+            check "$code"
+        done
+        cam_steps=(--train_cam_pass False --make_cam_pass False)
+    fi
     echo "== IRN stage: CAMs, IR labels, IRNet, boundary map, node features, random-walk labels"
     code=0; "${launch[@]}" IRN/run_sample.py "${common[@]}" --train_list "$TRAIN_LIST" --infer_list "$label_list" \
-        --val_list "${VAL_LIST:-}" "${irn_extra[@]}" || code=$?
+        --val_list "${VAL_LIST:-}" "${cam_steps[@]}" "${irn_extra[@]}" || code=$?
     check "$code"
     require "the IRN stage's output" "$WORK_DIR/IRN4GCN/CAM" "$WORK_DIR/IRN4GCN/BOUNDARY" "$WORK_DIR/IRN4GCN/AFF_FEATURE"
 

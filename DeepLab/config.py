@@ -69,8 +69,8 @@ PROFILES = {
     # CPU-sized: the demo's ResNet-50 CAM network as the backbone (no ImageNet weights here),
     # small crops, a few hundred images seen; its batch norm keeps the CAM network's statistics.
     "demo": dict(
-        backbone="torchvision", depth=50, init="cam", crop_size=96, batch_size=4, iter_size=1, lr=1e-3,
-        iterations=150, num_workers=1, save_every=50,
+        backbone="torchvision", depth=50, init="cam", crop_size=96, batch_size=4, iter_size=1, lr=2.5e-4,
+        iterations=120, num_workers=1, save_every=50,
     ),
 }
 

@@ -39,7 +39,7 @@ class VisualizeConfig(CommonConfig):
     num_images: int = field(8, "how many images of --list to draw when --names is not given")
     out: str = field("", "output folder; '' = <work_dir>/visualize")
     panel_px: int = field(PANEL_PX, "width of one panel in pixels")
-    cam_eval_thres: float = field(IRNConfig.cam_eval_thres, "background score of the CAM labels in the class IoU")
+    cam_eval_thres: float = field(IRNConfig.cam_eval_thres[0], "background score of the CAM labels in the class IoU")
 
 
 LABEL_PANELS = (  # (title, WorkDir attribute of its label folder), in the pipeline's order

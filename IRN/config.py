@@ -1,7 +1,7 @@
 """Settings of the IRN stage (docs/method.md §1-5) with the published defaults, and the demo profile."""
 from dataclasses import dataclass
 
-from wsgcn.config import CommonConfig, field
+from wsgcn.config import CommonConfig, field, float_values
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,10 @@ class IRNConfig(CommonConfig):
     cam_optimizer: str = field("sgd", "sgd (momentum 0.9, the paper) or adamw (training from scratch)")
     cam_frozen_bn: bool = field(True, "batch norm on running statistics (the paper); False = batch statistics")
     cam_scales: tuple[float, ...] = field((1.0, 0.5, 1.5, 2.0), "make_cam image scales")
-    cam_eval_thres: float = field(0.15, "eval_cam background score")
+    cam_eval_thres: tuple[float, ...] = field((0.15,), "eval_cam background score; several values or a range "
+                                                       "start:stop:step (e.g. 0.05:0.60:0.05, stop included) "
+                                                       "print the mIoU of each and the best, chosen on the "
+                                                       "ground truth", parse=float_values)
     # Inter-pixel relation labels
     conf_fg_thres: float = field(0.30, "background score for the confident-foreground map")
     conf_bg_thres: float = field(0.05, "background score for the confident-background map")

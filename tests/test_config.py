@@ -11,7 +11,7 @@ def test_defaults_are_the_published_ones():
     assert cfg.cam_batch_size == 16 and cfg.cam_num_epoches == 5 and cfg.cam_learning_rate == 0.1
     assert cfg.cam_scales == (1.0, 0.5, 1.5, 2.0) and cfg.conf_fg_thres == 0.30 and cfg.conf_bg_thres == 0.05
     assert cfg.irn_batch_size == 32 and cfg.irn_num_epoches == 3 and cfg.beta == 10 and cfg.exp_times == 8
-    assert cfg.sem_seg_bg_thres == 0.25 and cfg.cam_eval_thres == 0.15 and cfg.work_dir == "Data"
+    assert cfg.sem_seg_bg_thres == 0.25 and cfg.cam_eval_thres == (0.15,) and cfg.work_dir == "Data"
 
 
 def test_flags_profile_and_booleans():

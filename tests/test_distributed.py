@@ -235,3 +235,13 @@ def test_resume_state_keeps_no_per_gpu_rng_so_fewer_gpus_can_resume(tmp_path, mo
     state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 8  # as older versions saved on 8 GPUs
     torch.save(state, path)
     assert load_training_state(path, model, optimizer, scheduler, 10) == (1, 5)
+
+
+def test_pinned_memory_follows_the_device_in_use(monkeypatch):
+    """A CPU run on a machine with a GPU does not pin (and hold) page-locked memory."""
+    from IRN.training import train_loader
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    dataset = list(range(8))
+    assert not train_loader(dataset, 2, 0, 0, torch.device("cpu")).pin_memory
+    assert train_loader(dataset, 2, 0, 0, torch.device("cuda", 0)).pin_memory

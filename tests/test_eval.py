@@ -1,9 +1,11 @@
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from wsgcn.io import save_label_png
@@ -92,3 +94,46 @@ def test_eval_needs_matplotlib_only_for_the_picture(tmp_path):
     out = subprocess.run(base + ["--confusion_png", str(tmp_path / "c.png")], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 1 and "needs matplotlib" in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == "" and not (tmp_path / "c.png").exists()
+
+
+def test_eval_protocol_and_json(tmp_path):
+    gt, pred, args = hand_made_case(tmp_path)
+    # background: TP 20, gt 22 (the void pixel skipped), pred 24 (20 + 4 missed person pixels), union 26
+    # cat (8):     TP 0,  gt 0,  pred 2,  union 2  -> precision 0, recall undefined, FP 1, FN 0
+    # person (15): TP 8,  gt 12, pred 8,  union 12 -> precision 1, recall 8/12, FP 0, FN 4/12
+    out = run_eval(*args, "--protocol", "--json", tmp_path / "out" / "scores.json")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    miou = (20 / 26 + 0 + 8 / 12) / 3
+    assert lines[-1] == f"mIoU: {100 * miou:.2f}"
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:23]}
+    assert rows["background"] == [f"{100 * 20 / 26:.2f}", f"{100 * 20 / 24:.2f}", f"{100 * 20 / 22:.2f}",
+                                  f"{100 * 4 / 26:.2f}", f"{100 * 2 / 26:.2f}"]
+    assert rows["cat"] == ["0.00", "0.00", "-", "100.00", "0.00"]
+    assert rows["person"] == ["66.67", "100.00", "66.67", "0.00", "33.33"]
+    assert rows["dog"] == ["-"] * 5
+    assert lines[-5:-1] == [f"FP background {100 * 4 / 26:>8.2f}", f"FN background {100 * 2 / 26:>8.2f}",
+                            "FP objects       50.00", "FN objects       16.67"]  # means of cat and person
+    record = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert record["images"] == 1 and record["pred"] == str(tmp_path / "pred")
+    assert record["miou"] == pytest.approx(miou) and record["pixel_accuracy"] == pytest.approx(28 / 34)
+    assert record["fp_background"] == pytest.approx(4 / 26) and record["fn_background"] == pytest.approx(2 / 26)
+    assert record["fp_objects"] == pytest.approx(0.5) and record["fn_objects"] == pytest.approx(1 / 6)
+    classes = {c["name"]: c for c in record["classes"]}
+    assert list(classes) == CLASS_NAMES
+    assert classes["person"] == {"name": "person", "iou": pytest.approx(2 / 3), "precision": 1.0,
+                                 "recall": pytest.approx(2 / 3), "fp": 0.0, "fn": pytest.approx(1 / 3)}
+    assert classes["cat"]["recall"] is None and classes["dog"]["iou"] is None
+    np.testing.assert_array_equal(record["confusion"], confusion_matrix(gt, pred))
+    # Without --protocol the table is the plain one, the JSON the same.
+    plain = run_eval(*args, "--json", tmp_path / "plain.json")
+    assert plain.stdout == run_eval(*args).stdout and len(plain.stdout.splitlines()) == len(lines) - 4
+    assert json.loads((tmp_path / "plain.json").read_text()) == record
+
+
+def test_eval_names_missing_ground_truth(tmp_path):
+    _, _, args = hand_made_case(tmp_path)
+    (tmp_path / "gt" / "x.png").unlink()
+    out = run_eval(*args)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "1 of 1 ground-truth label maps missing" in out.stderr and out.stderr.strip().endswith(": x")

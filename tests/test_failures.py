@@ -584,3 +584,16 @@ def test_train_sh_refuses_a_bad_process_count(tmp_path, env, message):
     out = subprocess.run(["bash", str(root / "train.sh")], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, PYTHON=sys.executable, WORK_DIR=str(tmp_path), **env))
     assert out.returncode == 2 and message in out.stderr and "IRN stage" not in out.stdout
+
+
+def test_train_sh_stops_when_a_stage_left_no_outputs(tmp_path):
+    """Under torchrun a crashed process ends in status 1, which train.sh lets pass (some images
+    failed): the missing outputs of the stage then stop the run with status 3."""
+    root = Path(__file__).resolve().parents[1]
+    fake_python = tmp_path / "python"
+    fake_python.write_text("#!/bin/bash\nexit 1\n")  # every step 'fails some images' and writes nothing
+    fake_python.chmod(0o755)
+    out = subprocess.run(["bash", str(root / "train.sh")], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHON=str(fake_python), WORK_DIR=str(tmp_path / "work")))
+    assert out.returncode == 3
+    assert "the IRN stage's output is missing" in out.stderr and "GCN stage" not in out.stdout

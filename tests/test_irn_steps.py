@@ -177,7 +177,7 @@ def test_summary_report(irn_run, demo_root, capsys):
     assert report.main(["--work_dir", str(work), "--voc12_root", str(demo_root / "VOC2012"),
                         "--list", str(demo_root / "val.txt")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["labels", "mIoU", "pix.acc"]
+    assert lines[1].split() == ["labels", "mIoU", "pix.acc", "FP", "FN"]
     assert lines[2].startswith("CAM ") and lines[3].startswith("random walk (IRNet) ")
     assert report.main(["--work_dir", str(work / "empty"), "--voc12_root", str(demo_root / "VOC2012"),
                         "--list", str(demo_root / "val.txt")]) == 1

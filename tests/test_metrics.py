@@ -1,11 +1,13 @@
 import csv
+import json
 
 import numpy as np
 import pytest
 
 from wsgcn.io import save_label_png
-from wsgcn.metrics import (class_iou, class_iou_table, confusion_matrix, evaluate_label_maps, format_iou_table,
-                           mean_iou, pixel_accuracy, write_class_iou_csv, write_confusion_csv)
+from wsgcn.metrics import (class_iou, class_iou_table, class_scores, confusion_matrix, evaluate_label_maps,
+                           format_iou_table, mean_iou, pixel_accuracy, write_class_iou_csv, write_confusion_csv,
+                           write_scores_json)
 
 GT = np.array([[0, 0, 1], [1, 255, 2]])
 PRED = np.array([[0, 1, 1], [2, 0, 2]])
@@ -61,6 +63,10 @@ def test_evaluate_label_maps(tmp_path):
         evaluate_label_maps(pred_dir, gt_dir, ["b"], upsample=True)
     with pytest.raises(FileNotFoundError, match="2 of 3 predictions missing.*c, d"):
         evaluate_label_maps(pred_dir, gt_dir, ["a", "c", "d"])
+    # A prediction without ground truth: one error naming the images, before any is read.
+    save_label_png(pred_dir / "c.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(FileNotFoundError, match="1 of 2 ground-truth label maps missing in .*gt: c$"):
+        evaluate_label_maps(pred_dir, gt_dir, ["a", "c"])
 
 
 def read_csv(path):
@@ -90,3 +96,90 @@ def test_class_iou_table_and_csv(tmp_path):
     write_class_iou_csv(tmp_path / "iou21.csv", [("A", confusion_matrix(GT, PRED))])
     written = read_csv(tmp_path / "iou21.csv")
     assert len(written) == 23 and written[4] == ["bird", ""] and written[-1] == ["mIoU", "44.44"]
+
+
+def test_protocol_scores_by_hand():
+    conf = confusion_matrix(GT, PRED, num_classes=3)
+    # conf = [[1, 1, 0],      rows = truth, columns = prediction
+    #         [0, 1, 1],
+    #         [0, 0, 1]]
+    # class  TP  gt  pred  union  IoU  prec.  recall  FP = 1 - gt/union  FN = 1 - pred/union
+    #   0     1   2    1     2    1/2   1/1    1/2     1 - 2/2 = 0        1 - 1/2 = 1/2
+    #   1     1   2    2     3    1/3   1/2    1/2     1 - 2/3 = 1/3      1 - 2/3 = 1/3
+    #   2     1   1    2     2    1/2   1/2    1/1     1 - 1/2 = 1/2      1 - 2/2 = 0
+    s = class_scores(conf)
+    np.testing.assert_allclose(s["iou"], [1 / 2, 1 / 3, 1 / 2])
+    np.testing.assert_allclose(s["precision"], [1, 1 / 2, 1 / 2])
+    np.testing.assert_allclose(s["recall"], [1 / 2, 1 / 2, 1])
+    np.testing.assert_allclose(s["fp"], [0, 1 / 3, 1 / 2])
+    np.testing.assert_allclose(s["fn"], [1 / 2, 1 / 3, 0])
+    assert s["fp_background"] == 0 and s["fn_background"] == pytest.approx(1 / 2)
+    assert s["fp_objects"] == pytest.approx((1 / 3 + 1 / 2) / 2)  # object classes 1 and 2
+    assert s["fn_objects"] == pytest.approx((1 / 3 + 0) / 2)
+    assert s["miou"] == pytest.approx(4 / 9) and s["pixel_accuracy"] == pytest.approx(3 / 5)
+
+
+def test_protocol_scores_skip_absent_classes():
+    # 21 classes; truth holds 0 and 5, prediction adds 7.
+    # class 5: TP 1, gt 2, pred 1, union 2: FP 0, FN 1/2, precision 1, recall 1/2
+    # class 7: TP 0, gt 0, pred 1, union 1: FP 1, FN 0, precision 0, recall undefined
+    s = class_scores(confusion_matrix(np.array([0, 0, 5, 5]), np.array([0, 0, 5, 7])))
+    assert s["precision"][5] == 1 and s["recall"][5] == 0.5 and s["fp"][5] == 0 and s["fn"][5] == 0.5
+    assert s["precision"][7] == 0 and np.isnan(s["recall"][7]) and s["fp"][7] == 1 and s["fn"][7] == 0
+    assert all(np.isnan(s[key][1]) for key in ("iou", "precision", "recall", "fp", "fn"))
+    assert s["fp_objects"] == pytest.approx(0.5) and s["fn_objects"] == pytest.approx(0.25)
+    assert s["fp_background"] == 0 and s["fn_background"] == 0
+
+
+def test_protocol_scores_are_the_papers_formulas():
+    conf = np.random.default_rng(0).integers(0, 50, (21, 21))
+    conf[3] = conf[:, 3] = 0  # a class absent from truth and prediction
+    s = class_scores(conf)
+    tp, gt, pred = np.diag(conf), conf.sum(1), conf.sum(0)
+    union = gt + pred - tp
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(s["fp"], 1 - gt / union)
+        np.testing.assert_allclose(s["fn"], 1 - pred / union)
+        np.testing.assert_allclose(s["precision"], tp / pred)
+        np.testing.assert_allclose(s["recall"], tp / gt)
+    np.testing.assert_allclose((s["iou"] + s["fp"] + s["fn"])[union > 0], 1)
+    assert s["fp_objects"] == pytest.approx(np.nanmean(s["fp"][1:]))
+    assert s["miou"] == mean_iou(conf)
+    empty = class_scores(np.zeros((21, 21), np.int64))
+    assert np.isnan(empty["miou"]) and np.isnan(empty["fp_objects"]) and np.isnan(empty["pixel_accuracy"])
+
+
+def test_protocol_table():
+    conf = confusion_matrix(GT, PRED, num_classes=3)
+    plain = format_iou_table(conf, ["bg", "a", "b"])
+    assert plain.splitlines() == ["class              IoU", "bg               50.00", "a                33.33",
+                                  "b                50.00", "pixel acc.       60.00", "mIoU: 44.44"]
+    table = format_iou_table(conf, ["bg", "a", "b"], protocol=True).splitlines()
+    assert table[0].split() == ["class", "IoU", "prec.", "recall", "FP", "FN"]
+    assert table[1].split() == ["bg", "50.00", "100.00", "50.00", "0.00", "50.00"]
+    assert table[2].split() == ["a", "33.33", "50.00", "50.00", "33.33", "33.33"]
+    assert table[3].split() == ["b", "50.00", "50.00", "100.00", "50.00", "0.00"]
+    assert table[4:] == ["pixel acc.       60.00", "FP background     0.00", "FN background    50.00",
+                         "FP objects       41.67", "FN objects       16.67", "mIoU: 44.44"]
+    # Undefined figures are dashes; the last line is still the mIoU.
+    table = format_iou_table(confusion_matrix(GT, PRED), protocol=True).splitlines()
+    assert table[4].split() == ["bird", "-", "-", "-", "-", "-"] and table[-1] == "mIoU: 44.44"
+
+
+def test_scores_json(tmp_path):
+    conf = confusion_matrix(GT, PRED)
+    write_scores_json(tmp_path / "s.json", conf, 2, pred="P")
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["pred"] == "P" and record["images"] == 2
+    assert record["miou"] == pytest.approx(4 / 9) and record["pixel_accuracy"] == pytest.approx(3 / 5)
+    assert record["fp_background"] == 0 and record["fn_background"] == 0.5
+    assert record["fp_objects"] == pytest.approx(5 / 12) and record["fn_objects"] == pytest.approx(1 / 6)
+    assert [c["name"] for c in record["classes"]][:3] == ["background", "aeroplane", "bicycle"]
+    assert record["classes"][1] == {"name": "aeroplane", "iou": pytest.approx(1 / 3), "precision": 0.5,
+                                    "recall": 0.5, "fp": pytest.approx(1 / 3), "fn": pytest.approx(1 / 3)}
+    assert record["classes"][3] == {"name": "bird", "iou": None, "precision": None, "recall": None,
+                                    "fp": None, "fn": None}  # absent: null, as JSON has no NaN
+    assert record["confusion"] == conf.tolist()
+    with pytest.raises(ValueError, match="t.json.*does not fit 21 classes"):
+        write_scores_json(tmp_path / "t.json", confusion_matrix(GT, PRED, num_classes=3), 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]  # no temporary file left behind

@@ -1,11 +1,14 @@
 """Typed settings of a stage as one dataclass, and its command line built from the fields.
 
 Every field becomes ``--<name>``; booleans take ``True``/``False`` (as IRNet's runner,
-``--make_cam_pass False``); tuples take several values (``--cam_scales 1.0 0.5``).  A profile
-is a named set of overrides (``--profile demo``) applied before the explicit flags.
+``--make_cam_pass False``); tuples take several values (``--cam_scales 1.0 0.5``).  A field
+with a ``parse`` function takes several values too, each parsed into a tuple, and the tuples
+are joined (``--cam_eval_thres 0.05:0.60:0.05`` with :func:`float_values`).  A profile is a
+named set of overrides (``--profile demo``) applied before the explicit flags.
 """
 import argparse
 import dataclasses
+import math
 import typing
 
 from wsgcn.runtime import default_workers
@@ -18,6 +21,36 @@ def str2bool(text):
     if value in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+MAX_RANGE_VALUES = 10_000
+
+
+def float_values(text):
+    """A tuple of floats from one command-line value: a number (``0.15``), or a range
+    ``start:stop:step`` (``0.05:0.60:0.05``: 0.05, 0.10, ..., 0.60).  The range includes
+    ``stop`` when it lies on the grid, up to float rounding (the count is taken with a 1e-9
+    tolerance, and the values rounded to 12 decimals); anything else is a clear error."""
+    parts = str(text).split(":")
+    expected = (f"expected a number or a range start:stop:step (several values: separated by spaces), "
+                f"got {text!r}")
+    if len(parts) not in (1, 3):
+        raise argparse.ArgumentTypeError(expected)
+    try:
+        numbers = [float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(expected) from None
+    if not all(math.isfinite(x) for x in numbers):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    if len(numbers) == 1:
+        return (numbers[0],)
+    start, stop, step = numbers
+    if step <= 0 or stop < start:
+        raise argparse.ArgumentTypeError(f"range {text!r}: need step > 0 and start <= stop")
+    count = math.floor((stop - start) / step + 1e-9) + 1
+    if count > MAX_RANGE_VALUES:
+        raise argparse.ArgumentTypeError(f"range {text!r} has {count} values, more than {MAX_RANGE_VALUES}")
+    return tuple(round(start + i * step, 12) for i in range(count))
 
 
 def _argument_spec(field_type):
@@ -38,7 +71,8 @@ def build_parser(config_cls, profiles, description=None):
                         help="named set of defaults: 'paper' (published settings) or a smaller one")
     hints = typing.get_type_hints(config_cls)
     for field in dataclasses.fields(config_cls):
-        arg_type, nargs = _argument_spec(hints[field.name])
+        parse = field.metadata.get("parse")
+        arg_type, nargs = (parse, "+") if parse else _argument_spec(hints[field.name])
         help_text = field.metadata.get("help", "")
         parser.add_argument(f"--{field.name}", type=arg_type, nargs=nargs, default=None,
                             help=f"{help_text} (default: {field.default!r})".strip())
@@ -52,13 +86,17 @@ def parse_config(config_cls, profiles, argv=None, description=None):
     for field in dataclasses.fields(config_cls):
         value = getattr(args, field.name)
         if value is not None:
+            if field.metadata.get("parse"):
+                value = [item for parsed in value for item in parsed]
             overrides[field.name] = tuple(value) if isinstance(value, list) else value
     return config_cls(**overrides)
 
 
-def field(default, help):
-    """A config field with its help text."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def field(default, help, parse=None):
+    """A config field with its help text; ``parse`` (a function from one command-line value to a
+    tuple, e.g. :func:`float_values`) makes the flag take several values, joined into one tuple."""
+    metadata = {"help": help, "parse": parse} if parse else {"help": help}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""The segmentation metric (docs/method.md §9): one confusion matrix, IoU per class, mIoU, pixel accuracy.
+"""The segmentation metric (docs/method.md §9): one confusion matrix, IoU per class, mIoU, pixel
+accuracy, and the figures papers add (precision, recall, IRNet's false-positive and
+false-negative ratios), all computed from that matrix.
 
-Every step that reports a score (eval_cam, eval_sem_seg, eval.py, the train.sh table) goes
-through :func:`evaluate_label_maps`, so all of them count pixels the same way.
+Every step that reports a score (eval_cam, eval_sem_seg, eval.py, the train.sh table) counts
+pixels with :func:`confusion_matrix`, so all of them count pixels the same way.
 """
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +30,26 @@ def confusion_matrix(gt, pred, num_classes=NUM_CLASSES):
                        minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
+def _ratio(numerator, denominator):
+    """numerator / denominator elementwise, NaN where the denominator is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+def _nanmean(values):
+    """Mean of the finite values (the classes that occur); NaN, without a warning, when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
 def class_iou(conf):
     """(C,) IoU_c = TP / (TP + FP + FN); NaN for a class absent from both truth and prediction."""
-    conf = np.asarray(conf, dtype=np.float64)
-    tp = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, tp / union, np.nan)
+    return class_scores(conf)["iou"]
 
 
 def mean_iou(conf):
     """Mean IoU over the classes that occur (NaN-skipping), as a fraction."""
-    iou = class_iou(conf)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    return _nanmean(class_iou(conf))
 
 
 def pixel_accuracy(conf):
@@ -48,29 +58,105 @@ def pixel_accuracy(conf):
     return float(np.trace(conf) / total) if total else float("nan")
 
 
-def format_iou_table(conf, class_names=CLASS_NAMES):
-    """Per-class IoU table, pixel accuracy, and a last line ``mIoU: 67.89`` (percent)."""
-    iou = class_iou(conf)
-    lines = [f"{'class':<14}{'IoU':>8}"]
-    for name, value in zip(class_names, iou):
-        lines.append(f"{name:<14}{'-' if np.isnan(value) else f'{100 * value:.2f}':>8}")
-    lines.append(f"{'pixel acc.':<14}{100 * pixel_accuracy(conf):>8.2f}")
-    lines.append(f"mIoU: {100 * mean_iou(conf):.2f}")
+def class_scores(conf):
+    """Every figure of the (C, C) confusion matrix (rows = truth), class 0 the background.
+
+    Per class c, with TP_c = conf[c, c], gt_c its row sum, pred_c its column sum and
+    union_c = gt_c + pred_c - TP_c, as (C,) float64 arrays (fractions; NaN where the
+    denominator is 0):
+
+    - ``iou``: TP_c / union_c;
+    - ``precision``: TP_c / pred_c; ``recall``: TP_c / gt_c;
+    - ``fp``: 1 - gt_c / union_c, the share of the union predicted c but not c (IRNet's
+      false-positive ratio); ``fn``: 1 - pred_c / union_c, the share that is c but not
+      predicted c (false negatives).  IoU + FP + FN = 1 for a class that occurs.
+
+    And the summaries, floats: ``miou`` (mean over the classes that occur), ``pixel_accuracy``,
+    ``fp_background``, ``fn_background``, and ``fp_objects``, ``fn_objects``: the means over
+    the object classes 1..C-1 that occur.
+    """
+    conf = np.asarray(conf, dtype=np.float64)
+    tp, gt, pred = np.diag(conf), conf.sum(1), conf.sum(0)
+    union = gt + pred - tp
+    scores = {"iou": _ratio(tp, union), "precision": _ratio(tp, pred), "recall": _ratio(tp, gt),
+              "fp": _ratio(pred - tp, union), "fn": _ratio(gt - tp, union)}
+    scores.update(miou=_nanmean(scores["iou"]), pixel_accuracy=pixel_accuracy(conf),
+                  fp_background=float(scores["fp"][0]), fn_background=float(scores["fn"][0]),
+                  fp_objects=_nanmean(scores["fp"][1:]), fn_objects=_nanmean(scores["fn"][1:]))
+    return scores
+
+
+def _percent(value):
+    return "-" if np.isnan(value) else f"{100 * value:.2f}"
+
+
+PROTOCOL_COLUMNS = (("iou", "IoU"), ("precision", "prec."), ("recall", "recall"), ("fp", "FP"), ("fn", "FN"))
+
+
+def format_iou_table(conf, class_names=CLASS_NAMES, protocol=False):
+    """Per-class IoU table, pixel accuracy, and a last line ``mIoU: 67.89`` (percent).
+
+    ``protocol`` adds the columns precision, recall, FP and FN (:func:`class_scores`) and,
+    before the last line, the background's FP and FN and their means over the object classes.
+    """
+    scores = class_scores(conf)
+    columns = PROTOCOL_COLUMNS if protocol else PROTOCOL_COLUMNS[:1]
+    lines = [f"{'class':<14}" + "".join(f"{title:>8}" for _, title in columns)]
+    for c, name in enumerate(class_names):
+        lines.append(f"{name:<14}" + "".join(f"{_percent(scores[key][c]):>8}" for key, _ in columns))
+    summaries = [("pixel acc.", "pixel_accuracy")]
+    if protocol:
+        summaries += [("FP background", "fp_background"), ("FN background", "fn_background"),
+                      ("FP objects", "fp_objects"), ("FN objects", "fn_objects")]
+    lines += [f"{label:<14}{_percent(scores[key]):>8}" for label, key in summaries]
+    lines.append(f"mIoU: {100 * scores['miou']:.2f}")
     return "\n".join(lines)
+
+
+def _json_number(value):
+    """A float for JSON, or None for NaN (JSON has no NaN)."""
+    return None if np.isnan(value) else float(value)
+
+
+def write_scores_json(path, conf, num_images, class_names=CLASS_NAMES, **extra):
+    """Write every figure of :func:`class_scores` as JSON, atomically: fractions (0..1), null
+    where undefined; ``classes`` lists each class's name, iou, precision, recall, fp and fn;
+    ``confusion`` the (C, C) pixel counts; ``extra`` entries (e.g. the prediction folder) are
+    added as they are."""
+    conf = np.asarray(conf)
+    if conf.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"{path}: confusion matrix {conf.shape} does not fit {len(class_names)} classes")
+    scores = class_scores(conf)
+    record = dict(extra, images=int(num_images))
+    record.update({key: _json_number(scores[key]) for key in
+                   ("miou", "pixel_accuracy", "fp_background", "fn_background", "fp_objects", "fn_objects")})
+    record["classes"] = [{"name": name, **{key: _json_number(scores[key][c]) for key, _ in PROTOCOL_COLUMNS}}
+                         for c, name in enumerate(class_names)]
+    record["confusion"] = conf.astype(np.int64).tolist()
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def require_files(folder, names, what, suffix=".png"):
+    """Raise FileNotFoundError unless every ``folder/<name><suffix>`` exists, naming the
+    missing ones: ``2 of 3 predictions missing in DIR: c, d``."""
+    folder = Path(folder)
+    missing = [n for n in names if not (folder / f"{n}{suffix}").is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise FileNotFoundError(f"{len(missing)} of {len(names)} {what} missing in {folder}: {shown}")
 
 
 def evaluate_label_maps(pred_dir, gt_dir, names, upsample=False, num_classes=NUM_CLASSES):
     """Confusion matrix of the label maps ``pred_dir/<name>.png`` against ``gt_dir/<name>.png``.
 
-    All predictions are checked to exist before any is read, so a missing one fails at once,
-    with the list of those missing.  A prediction of another size than its ground truth is an
+    All predictions, then all ground-truth maps, are checked to exist before any is read, so a
+    missing one fails at once, with the list of those missing.  A prediction of another size than its ground truth is an
     error, unless it is smaller and ``upsample`` asks for nearest-neighbour upsampling.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    missing = [n for n in names if not (pred_dir / f"{n}.png").is_file()]
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise FileNotFoundError(f"{len(missing)} of {len(names)} predictions missing in {pred_dir}: {shown}")
+    require_files(pred_dir, names, "predictions")
+    require_files(gt_dir, names, "ground-truth label maps")
     conf = np.zeros((num_classes, num_classes), np.int64)
     for name in names:
         gt = load_label_png(gt_dir / f"{name}.png")

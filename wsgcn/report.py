@@ -1,4 +1,4 @@
-"""The summary table: mIoU of every stage's labels found under a work directory.
+r"""The summary table: mIoU of every stage's labels found under a work directory.
 
     python -m wsgcn.report --work_dir Data --voc12_root Data/VOC12/VOC2012 --list Data/VOC12/train.txt \
         [--seg_val_list Data/VOC12/val.txt [--upper_bound Data/DeepLab/val_gt/Label]]
@@ -6,16 +6,20 @@
 Stage I (pseudo labels of ``--list``), then with ``--seg_val_list`` Stage II: DeepLab's labels
 of those images without and with the CRF, and with ``--upper_bound`` the labels of the same
 network trained on the ground truth, and the ratio of the two, as WSSS papers report it.
+Any list with ground truth works (``train``, ``train_aug``, ``val``); an image of a list
+without its ground-truth map is an error naming the images (exit status 1).
 """
 import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from wsgcn.cams import cam_confusion
 from wsgcn.scores import find_score_file
 from wsgcn.io import load_label_png
 from wsgcn.layout import WorkDir
-from wsgcn.metrics import evaluate_label_maps, mean_iou, pixel_accuracy
+from wsgcn.metrics import class_scores, evaluate_label_maps, mean_iou, require_files
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 
@@ -42,10 +46,16 @@ STAGES = (  # (row name, WorkDir attribute of its label folder)
 
 
 def stage_rows(work, voc, names, cam_eval_thres=0.15):
-    """(stage, confusion matrix) for each stage whose outputs exist for every image."""
+    """(stage, confusion matrix) for each stage whose outputs exist for every image.
+
+    ``cam_eval_thres``: the CAMs' background score, or a sequence of them (IRN/config.py's
+    sweep), of which the first is used.  Every image needs its ground truth.
+    """
+    require_files(voc.gt_dir, names, "ground-truth label maps")
     rows = []
     if all(find_score_file(work.cam, n).is_file() for n in names):
-        rows.append(("CAM", cam_confusion(work.cam, voc, names, cam_eval_thres)))
+        bg_score = float(np.ravel(cam_eval_thres)[0])
+        rows.append(("CAM", cam_confusion(work.cam, voc, names, bg_score)))
     for stage, attribute in STAGES:
         folder = getattr(work, attribute)
         if all((folder / f"{n}.png").is_file() for n in names):
@@ -55,6 +65,7 @@ def stage_rows(work, voc, names, cam_eval_thres=0.15):
 
 def stage2_rows(work, voc, names, list_path, upper_bound=None):
     """(row, confusion matrix) for Stage II's labels of ``names`` that exist for every image."""
+    require_files(voc.gt_dir, names, "ground-truth label maps")
     out = work.deeplab(list_path)
     folders = [("DeepLab", out / "Label"), ("DeepLab + CRF", out / "CRF_Label")]
     if upper_bound:
@@ -64,9 +75,14 @@ def stage2_rows(work, voc, names, list_path, upper_bound=None):
 
 
 def format_table(rows, partial=None):
-    """The mIoU table; ``partial`` = (precision, coverage) of the partial labels, when made."""
-    lines = [f"{'labels':<22}{'mIoU':>8}{'pix.acc':>9}"]
-    lines += [f"{stage:<22}{100 * mean_iou(c):>8.2f}{100 * pixel_accuracy(c):>9.2f}" for stage, c in rows]
+    """The mIoU table with IRNet's false-positive and false-negative ratios (means over the
+    object classes, :func:`wsgcn.metrics.class_scores`); ``partial`` = (precision, coverage) of
+    the partial labels, when made."""
+    lines = [f"{'labels':<22}{'mIoU':>8}{'pix.acc':>9}{'FP':>8}{'FN':>8}"]
+    for stage, conf in rows:
+        scores = class_scores(conf)
+        lines.append(f"{stage:<22}{100 * scores['miou']:>8.2f}{100 * scores['pixel_accuracy']:>9.2f}"
+                     f"{100 * scores['fp_objects']:>8.2f}{100 * scores['fn_objects']:>8.2f}")
     if partial is not None:
         lines.append(f"partial labels: precision {100 * partial[0]:.2f} %, coverage {100 * partial[1]:.2f} %")
     return "\n".join(lines)
@@ -82,10 +98,14 @@ def main(argv=None):
     parser.add_argument("--upper_bound", default="", help="Stage II: label folder of the network trained on the "
                                                            "ground truth (adds a row and the ratio)")
     args = parser.parse_args(argv)
-    work, voc = WorkDir(args.work_dir), VOC12(args.voc12_root)
-    status = print_stage1(work, voc, args.list, args.cam_eval_thres, required=not args.seg_val_list)
-    if args.seg_val_list:
-        status = max(status, print_stage2(work, voc, args.seg_val_list, args.upper_bound))
+    try:
+        work, voc = WorkDir(args.work_dir), VOC12(args.voc12_root)
+        status = print_stage1(work, voc, args.list, args.cam_eval_thres, required=not args.seg_val_list)
+        if args.seg_val_list:
+            status = max(status, print_stage2(work, voc, args.seg_val_list, args.upper_bound))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 1
     return status
 
 

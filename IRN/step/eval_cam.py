@@ -1,13 +1,50 @@
-"""Step 3: mIoU of the CAMs: background plane ``cam_eval_thres``, argmax (docs/method.md §2)."""
-from wsgcn.cams import cam_confusion
+"""Step 3: mIoU of the CAMs: background plane ``cam_eval_thres``, argmax (docs/method.md §2).
+
+With several background scores (``--cam_eval_thres 0.05:0.60:0.05``), a sweep: the mIoU, pixel
+accuracy and the object classes' mean FP and FN at each score, then the best score, which is
+chosen on the ground truth of the evaluated images (an oracle choice, not a tuned setting).
+"""
+import numpy as np
+
+from wsgcn.cams import cam_confusions
 from wsgcn.layout import WorkDir
-from wsgcn.metrics import format_iou_table
+from wsgcn.metrics import class_scores, format_iou_table
 from wsgcn.voc import VOC12, read_image_list
+
+
+def format_score(value):
+    """A background score with two decimals, or more where two would round it (0.125)."""
+    return f"{value:.2f}" if round(value, 2) == value else f"{value:g}"
+
+
+def format_sweep(thresholds, confs):
+    """The sweep table (percent) and a last line naming the best score, chosen on the ground truth."""
+    lines = [f"{'bg score':<10}{'mIoU':>8}{'pix.acc':>9}{'FP':>8}{'FN':>8}"]
+    mious = []
+    for value, conf in zip(thresholds, confs):
+        s = class_scores(conf)
+        mious.append(s["miou"])
+        lines.append(f"{format_score(value):<10}" + "".join(
+            f"{100 * s[key]:>{width}.2f}" for key, width in
+            (("miou", 8), ("pixel_accuracy", 9), ("fp_objects", 8), ("fn_objects", 8))))
+    mious = np.asarray(mious)
+    if np.isfinite(mious).any():
+        best = int(np.nanargmax(mious))  # the lowest of equally good scores
+        lines.append(f"best: {format_score(thresholds[best])} (mIoU {100 * mious[best]:.2f}, "
+                     f"chosen on the ground truth)")
+    else:
+        lines.append("best: none (no pixel with ground truth)")
+    return "\n".join(lines)
 
 
 def run(cfg):
     names = read_image_list(cfg.infer_list)
-    conf = cam_confusion(WorkDir(cfg.work_dir).cam, VOC12(cfg.voc12_root), names, cfg.cam_eval_thres,
-                         cfg.allow_pickle)
-    print(f"eval_cam: {len(names)} images, background score {cfg.cam_eval_thres}")
-    print(format_iou_table(conf))
+    thresholds = sorted(set(float(t) for t in np.atleast_1d(cfg.cam_eval_thres)))
+    confs = cam_confusions(WorkDir(cfg.work_dir).cam, VOC12(cfg.voc12_root), names, thresholds, cfg.allow_pickle)
+    if len(thresholds) == 1:
+        print(f"eval_cam: {len(names)} images, background score {thresholds[0]}")
+        print(format_iou_table(confs[0]))
+        return
+    print(f"eval_cam: {len(names)} images, {len(thresholds)} background scores from "
+          f"{format_score(thresholds[0])} to {format_score(thresholds[-1])}; FP and FN are the object classes' means")
+    print(format_sweep(thresholds, confs))

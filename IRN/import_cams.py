@@ -1,0 +1,157 @@
+r"""Bring CAMs made by another method (IRNet, ReCAM, AMN, AdvCAM, CLIMS, ...) into this project.
+
+    python IRN/import_cams.py --src DIR --work_dir Data --voc12_root Data/VOC12/VOC2012 \
+        --list Data/VOC12/train_aug.txt [--allow_pickle True]
+
+Reads ``DIR/<name>.npy`` (IRNet's pickled dict: ``keys`` object-class indices 0..19, ``cam``,
+``high_res``; read only with ``--allow_pickle True``) or ``DIR/<name>.npz`` (the same names, or
+others given by ``--keys_key``/``--cam_key``/``--high_res_key``), checks each against the data
+set and writes ``IRN4GCN/CAM/<name>.npz`` as make_cam does: ``keys`` (K,) int64, ``cam``
+(K, h, w) on the stride-4 grid and ``high_res`` (K, H, W), float32, each class map divided by its
+maximum (+1e-5) if it is not already.  Then the rest of Stage I runs on them unchanged
+(``CAM_DIR=DIR bash train.sh``).
+
+An image whose maps do not have its size, whose keys are not its classes, or whose scores are
+not finite fails alone (``IRN4GCN/CAM/failures.txt``, exit status 1).  Without ``cam`` it is
+derived from ``high_res`` (:func:`strided_cam`).
+"""
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from wsgcn.config import CommonConfig, field
+from wsgcn.io import save_npz
+from wsgcn.layout import WorkDir, strided_size
+from wsgcn.per_image import Failures, map_images, pending_images
+from wsgcn.scripts import script_main
+from wsgcn.voc import NUM_OBJECT_CLASSES, VOC12, read_image_list
+
+
+@dataclass(frozen=True)
+class ImportCamsConfig(CommonConfig):
+    src: str = field("", "folder of per-image CAM files <name>.npy (IRNet's pickled dicts) or <name>.npz")
+    list: str = field("Data/VOC12/train_aug.txt", "images to import")
+    keys_key: str = field("keys", "name of the class-index array in the files")
+    cam_key: str = field("cam", "name of the stride-4 maps ('' or absent: derived from the full-size maps)")
+    high_res_key: str = field("high_res", "name of the full-size maps (K, H, W)")
+    keys_include_background: bool = field(False, "the keys are VOC labels (0 = background, c + 1 = class c) and "
+                                                 "the maps have a plane for the background, which is dropped")
+
+
+def strided_cam(high_res):
+    """The stride-4 ``cam`` (K, ceil(H/4), ceil(W/4)) IRNet's make_cam would have made along with
+    these full-size maps (K, H, W), max-normalised.
+
+    make_cam resizes each scale's stride-16 map bilinearly to the stride-4 grid for ``cam``, and
+    by exactly 16 (then crops to H x W) for ``high_res``.  Both are linear in the maps, so ``cam``
+    is ``high_res`` extended to the multiple of 16 it was cropped from (edge rows and columns
+    repeated: the cropped part is lost) and resized bilinearly to the stride-4 grid.  On the
+    demo's own CAMs this gives make_cam's ``cam`` to a mean |Δ| of 0.0017 (99.6 % of the CAM
+    labels equal); the differences sit at the bottom and right borders.
+    """
+    k, height, width = high_res.shape
+    grid = strided_size((height, width), 4)
+    up = tuple(s * 16 for s in strided_size((height, width), 16))
+    maps = torch.from_numpy(np.ascontiguousarray(high_res, np.float64))[None]
+    maps = F.pad(maps, (0, up[1] - width, 0, up[0] - height), mode="replicate")
+    cam = F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)[0]
+    return normalised(cam.numpy())
+
+
+def normalised(maps):
+    """(K, h, w) float32 maps as make_cam leaves them: unchanged if they already are (in 0..1,
+    each class's maximum 1 within 1e-3), else rectified and divided by each class's maximum + 1e-5."""
+    maps = np.asarray(maps, np.float64)
+    peaks = maps.max(axis=(1, 2), keepdims=True)
+    if maps.min() >= 0 and np.allclose(peaks, 1, atol=1e-3):
+        return maps.astype(np.float32)
+    maps = np.maximum(maps, 0)
+    return (maps / (maps.max(axis=(1, 2), keepdims=True) + 1e-5)).astype(np.float32)
+
+
+def read_cam_file(path, cfg):
+    """The arrays of one CAM file as a dict of numpy arrays (torch tensors of IRNet's dicts converted)."""
+    if path.suffix == ".npy":
+        raw = np.load(path, allow_pickle=True).item()
+    else:
+        with np.load(path, allow_pickle=False) as archive:
+            raw = {key: archive[key] for key in archive.files}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a dict of arrays, got {type(raw).__name__}")
+    wanted = [cfg.keys_key, cfg.high_res_key] + ([cfg.cam_key] if cfg.cam_key else [])
+    missing = [key for key in wanted[:2] if key not in raw]
+    if missing:
+        raise ValueError(f"{path}: no {missing} among its arrays {sorted(raw)} (see --keys_key/--high_res_key)")
+    return {key: np.asarray(raw[key].cpu() if hasattr(raw[key], "cpu") else raw[key]) for key in wanted if key in raw}
+
+
+def import_cam(cfg, voc, work, name):
+    """Check one image's CAM file against the image and write it as make_cam would."""
+    path = find_source(cfg, name)
+    arrays = read_cam_file(path, cfg)
+    keys = arrays[cfg.keys_key].astype(np.int64).reshape(-1)
+    high_res = arrays[cfg.high_res_key].astype(np.float32)
+    cam = arrays.get(cfg.cam_key)
+    if cfg.keys_include_background:
+        objects = keys != 0
+        keys = keys[objects] - 1
+        high_res = high_res[objects] if len(high_res) == len(objects) else high_res
+        cam = cam[objects] if cam is not None and len(cam) == len(objects) else cam
+    with Image.open(voc.image_path(name)) as image:
+        size = (image.height, image.width)
+    expected = np.flatnonzero(voc.class_labels(name))
+    if sorted(keys.tolist()) != expected.tolist():
+        raise ValueError(f"{path}: keys {keys.tolist()} are not the image's classes {expected.tolist()} "
+                         f"(object classes 0..{NUM_OBJECT_CLASSES - 1}; --keys_include_background for VOC labels)")
+    if high_res.shape != (len(keys),) + size:
+        raise ValueError(f"{path}: {cfg.high_res_key} is {high_res.shape}, the {size[0]}x{size[1]} image needs "
+                         f"{(len(keys),) + size}")
+    if cam is not None and cam.shape != (len(keys),) + strided_size(size, 4):
+        raise ValueError(f"{path}: {cfg.cam_key} is {cam.shape}, the stride-4 grid needs "
+                         f"{(len(keys),) + strided_size(size, 4)}")
+    if not np.isfinite(high_res).all() or (cam is not None and not np.isfinite(cam).all()):
+        raise ValueError(f"{path}: scores hold NaN or Inf")
+    order = np.argsort(keys)  # make_cam's order: the image's classes ascending
+    high_res = normalised(high_res[order])
+    cam = strided_cam(high_res) if cam is None else normalised(np.asarray(cam, np.float32)[order])
+    save_npz(work.cam / f"{name}.npz", keys=keys[order], cam=cam, high_res=high_res)
+    return name
+
+
+def find_source(cfg, name):
+    src = Path(cfg.src)
+    for suffix in (".npz", ".npy"):
+        if (src / f"{name}{suffix}").is_file():
+            return src / f"{name}{suffix}"
+    raise FileNotFoundError(f"no CAM file for {name} in {src} (<name>.npy or <name>.npz)")
+
+
+def run(cfg):
+    src = Path(cfg.src)
+    if not cfg.src or not src.is_dir():
+        raise FileNotFoundError(f"--src {cfg.src!r}: not a folder of CAM files")
+    if not cfg.allow_pickle and any(src.glob("*.npy")):
+        raise ValueError(f"{src} holds .npy CAM files, which are pickles: loading one runs code from it. If the "
+                         f"folder is yours or trusted, pass --allow_pickle True (nothing was written)")
+    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    failures = Failures("import_cams", work.cam)
+    names = pending_images(read_image_list(cfg.list), lambda name: [work.cam / f"{name}.npz"],
+                           lambda name: [p for p in (src / f"{name}.npz", src / f"{name}.npy") if p.is_file()],
+                           cfg.overwrite, failures)
+    job = functools.partial(import_cam, cfg, voc, work)
+    done = sum(1 for _ in map_images(job, names, cfg.num_workers, "import_cams", cfg.quiet, failures))
+    print(f"import_cams: {done} images from {src} to {work.cam}", flush=True)
+    failures.finish()
+
+
+def main(argv=None):
+    return script_main(run, ImportCamsConfig, {"paper": {}}, argv, __doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -127,7 +127,7 @@ def test_stage1_table_on_any_list_with_ground_truth(tmp_path, capsys):
         assert report.main(argv + ["--list", str(list_path)]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines[0] == f"Stage I on {count} images ({list_path}):"
-        assert lines[2].split() == ["CAM", "100.00", "100.00"]
+        assert lines[2].split() == ["CAM", "100.00", "100.00", "0.00", "0.00"]  # mIoU, pix.acc, FP, FN
     # The first of several scores (IRN/config.py's sweep) makes the CAM row.
     assert report.stage_rows(WorkDir(work), voc, names, (0.25, 0.6))[0][1].trace() == 63
     # An image without ground truth: one clear error, exit status 1.

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from DeepLab.config import BACKBONE_INPUT
-from IRN.datasets import SeededDataset, crop_into
+from IRN.datasets import SeededDataset, chw, crop_into
 from wsgcn.io import load_label_png
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES
 
@@ -34,11 +34,6 @@ def input_array(image, cfg):
     if order == "BGR":
         pixels = pixels[..., ::-1]
     return ((pixels / (255.0 / scale) - mean) / std).astype(np.float32)
-
-
-def chw(array):
-    """(H, W, C) numpy -> contiguous (C, H, W) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, 0)))
 
 
 def resize_bilinear(image, size):

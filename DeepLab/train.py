@@ -31,7 +31,8 @@ from DeepLab.net.deeplab_v2 import BLOCKS, deeplab_v2, freeze_batch_norm, param_
 from DeepLab.net.weights import initialise
 from IRN.config import IRNConfig
 from IRN.net.checkpoint import save_checkpoint
-from IRN.training import load_training_state, log_writer, resume_path, save_training_state, train_loader
+from IRN.training import (load_training_state, log_writer, poly_schedule, resume_path, save_training_state,
+                          train_loader)
 from wsgcn import distributed
 from wsgcn.layout import WorkDir
 from wsgcn.runtime import progress, resolve_device
@@ -39,18 +40,6 @@ from wsgcn.scripts import script_main
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
-
-
-def poly_factor(t, iterations, power, lr_step):
-    """The learning rate of iteration ``t`` (iterations done) over the base rate: kazuto1011's
-    PolynomialLR, (1 - t'/T)^power with t' = t rounded down to a multiple of ``lr_step``."""
-    held = t - t % lr_step
-    return max(0.0, 1 - held / iterations) ** power
-
-
-def poly_schedule(optimizer, iterations, power, lr_step):
-    """The schedule of :func:`poly_factor`, stepped once per SGD step."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: poly_factor(t, iterations, power, lr_step))
 
 
 def msc_loss(outputs, labels):

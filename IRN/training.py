@@ -25,9 +25,17 @@ def make_optimizer(kind, param_groups, weight_decay):
     raise ValueError(f"unknown optimizer {kind!r}: use sgd or adamw")
 
 
-def poly_schedule(optimizer, max_step, power=0.9):
-    """lr_t = lr_0 (1 - t / max_step)^power, stepped once per optimisation step."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / max_step) ** power)
+def poly_factor(step, max_step, power=0.9, lr_step=1):
+    """The learning rate after ``step`` optimisation steps over the base rate: (1 - t/max_step)^power
+    with t = step rounded down to a multiple of ``lr_step`` (kazuto1011's PolynomialLR updates the
+    rate every 10 steps; IRNet every step)."""
+    held = step - step % lr_step
+    return max(0.0, 1 - held / max_step) ** power
+
+
+def poly_schedule(optimizer, max_step, power=0.9, lr_step=1):
+    """The schedule of :func:`poly_factor`, stepped once per optimisation step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: poly_factor(step, max_step, power, lr_step))
 
 
 class ShuffleSampler(DistributedSampler):

@@ -94,7 +94,9 @@ def test_param_groups(network):
 def test_poly_schedule_holds_for_lr_step_iterations():
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([{"params": [param], "lr": 0.1}, {"params": [], "lr": 2.0}], lr=0.1)
-    schedule = deeplab_train.poly_schedule(optimizer, iterations=50, power=0.9, lr_step=10)
+    from IRN.training import poly_factor, poly_schedule
+
+    schedule = poly_schedule(optimizer, max_step=50, power=0.9, lr_step=10)
     seen = []
     for t in range(50):
         seen.append([g["lr"] for g in optimizer.param_groups])
@@ -104,7 +106,7 @@ def test_poly_schedule_holds_for_lr_step_iterations():
         factor = (1 - (t // 10 * 10) / 50) ** 0.9
         assert lrs == pytest.approx([0.1 * factor, 2.0 * factor], rel=1e-12)
     assert seen[9] == seen[0] and seen[10][0] == pytest.approx(0.1 * 0.8 ** 0.9)
-    assert deeplab_train.poly_factor(25, 50, 0.9, 1) == pytest.approx(0.5 ** 0.9)
+    assert poly_factor(25, 50, 0.9, 1) == pytest.approx(0.5 ** 0.9)
 
 
 def test_resize_labels_is_pils_nearest():

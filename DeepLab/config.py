@@ -10,6 +10,7 @@ Profiles:
   batch norm in training mode, 90,000 iterations, its data set's mean and std;
 - ``demo``: a CPU-sized ResNet-50 initialised from the trained CAM network.
 """
+import warnings
 from dataclasses import dataclass
 
 from wsgcn.config import CommonConfig, field
@@ -78,3 +79,13 @@ BACKBONE_INPUT = {  # channel order, scale, default mean and std, per backbone
     "caffe": ("BGR", 255.0, (104.008, 116.669, 122.675), (1.0, 1.0, 1.0)),
     "torchvision": ("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+
+
+def cuda_only_flags(cfg, device):
+    """(amp, channels_last) as they apply on ``device``: CUDA only, a warning otherwise."""
+    if device.type != "cuda":
+        for flag in ("amp", "channels_last"):
+            if getattr(cfg, flag):
+                warnings.warn(f"--{flag} True applies on CUDA only; ignored on {device}")
+        return False, False
+    return cfg.amp, cfg.channels_last

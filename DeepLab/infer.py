@@ -22,7 +22,6 @@ logits upsampled bilinearly to H x W, a softmax over the 21 classes, the argmax.
 import collections
 import functools
 import multiprocessing
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from pydensecrf.utils import unary_from_softmax
 
-from DeepLab.config import PROFILES, DeepLabConfig
+from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
 from DeepLab.datasets import chw, input_array, input_convention
 from DeepLab.net.deeplab_v2 import deeplab_v2
 from DeepLab.net.weights import load_deeplab
@@ -49,11 +48,11 @@ DEEPLAB_CRF = CRFParams(gauss_sxy=1, gauss_compat=3, bilateral_sxy=67, bilateral
 COMP6 = Path("results", "VOC2012", "Segmentation", "comp6_test_cls")  # the evaluation server's layout
 
 
-def build_model(cfg, weights, device):
+def build_model(cfg, weights, device, channels_last=False):
     """The trained network from ``weights``, in evaluation mode on ``device``."""
     model = load_deeplab(deeplab_v2(cfg.backbone, NUM_CLASSES, cfg.depth, cfg.msc_scales), weights)
     model = model.to(device).eval()
-    if cfg.channels_last and device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
@@ -130,16 +129,6 @@ class Outputs:
         return paths + ([self.server(name)] if self.test_images else [])
 
 
-def cuda_only_flags(cfg, device):
-    """(amp, channels_last) as they apply on ``device``: CUDA only, a warning otherwise."""
-    if device.type != "cuda":
-        for flag in ("amp", "channels_last"):
-            if getattr(cfg, flag):
-                warnings.warn(f"--{flag} True applies on CUDA only; ignored on {device}")
-        return False, False
-    return cfg.amp, cfg.channels_last
-
-
 class CRFWorkers:
     """Runs ``fn(*args)`` jobs in ``workers`` forked processes (0: at once, in this one), at most
     2 x workers in flight; a job that raises a bad-input error fails its image in ``failures``."""
@@ -183,7 +172,7 @@ def run(cfg):
     names = read_image_list(cfg.list)
     input_convention(cfg)  # a wrong --backbone or --image_mean fails here, not per image
     amp, channels_last = cuda_only_flags(cfg, device)
-    model = build_model(cfg, weights, device)  # a checkpoint that does not fit: exit 2, before any image
+    model = build_model(cfg, weights, device, channels_last)  # a checkpoint that does not fit: exit 2, before any image
     test_images = not any(voc.gt_path(name).is_file() for name in names)  # the same answer in every process
     outputs = Outputs(out_dir, cfg, test_images)
     failures = Failures("DeepLab infer", out_dir / "Label")

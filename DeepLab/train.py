@@ -19,13 +19,12 @@ each process trains on its share of every batch (DistributedDataParallel).
 """
 import contextlib
 import time
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from DeepLab.config import PROFILES, DeepLabConfig
+from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
 from DeepLab.datasets import TrainDataset, input_convention, resize_labels
 from DeepLab.net.deeplab_v2 import BLOCKS, deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import initialise
@@ -117,9 +116,7 @@ def build_model(cfg, work, device):
 
 def run(cfg):
     device = resolve_device(cfg.device)
-    cuda = device.type == "cuda"
-    if (cfg.amp or cfg.channels_last) and not cuda:
-        warnings.warn("--amp and --channels_last apply on CUDA only; ignored on the CPU")
+    amp, channels_last = cuda_only_flags(cfg, device)
     check_config(cfg)
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
@@ -128,7 +125,7 @@ def run(cfg):
     loader = train_loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, device)
 
     model = build_model(cfg, work, device)
-    if cuda and cfg.channels_last:
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(param_groups(model, cfg.lr, cfg.weight_decay, cfg.aspp_weight_lr_mult,
                                              cfg.aspp_bias_lr_mult), lr=cfg.lr, momentum=cfg.momentum)
@@ -151,7 +148,7 @@ def run(cfg):
     writer = log_writer(work.logs / "deeplab")
     bar = progress(range(cfg.iterations), "deeplab train", cfg.quiet or not distributed.is_main(), unit="it",
                    initial=start)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp else contextlib.nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
     began, loss = time.time(), None
     for t in range(start, cfg.iterations):
         optimizer.zero_grad(set_to_none=True)
@@ -159,7 +156,7 @@ def run(cfg):
         for k in range(cfg.iter_size):
             batch = next(batches)
             images = batch["img"].to(device, non_blocking=True)
-            if cuda and cfg.channels_last:
+            if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             labels = batch["label"].to(device, non_blocking=True)
             # DDP: gradients are averaged across the processes on the last pass only

@@ -28,6 +28,7 @@ from wsgcn.config import CommonConfig, field
 from wsgcn.io import save_npz
 from wsgcn.layout import WorkDir, strided_size
 from wsgcn.per_image import Failures, map_images, pending_images
+from wsgcn.scores import read_archive
 from wsgcn.scripts import script_main
 from wsgcn.voc import NUM_OBJECT_CLASSES, VOC12, read_image_list
 
@@ -75,19 +76,13 @@ def normalised(maps):
 
 
 def read_cam_file(path, cfg):
-    """The arrays of one CAM file as a dict of numpy arrays (torch tensors of IRNet's dicts converted)."""
-    if path.suffix == ".npy":
-        raw = np.load(path, allow_pickle=True).item()
-    else:
-        with np.load(path, allow_pickle=False) as archive:
-            raw = {key: archive[key] for key in archive.files}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a dict of arrays, got {type(raw).__name__}")
+    """The arrays of one CAM file that ``cfg`` names, as a dict of numpy arrays."""
+    _, raw = read_archive(path, cfg.allow_pickle, what="CAM")
     wanted = [cfg.keys_key, cfg.high_res_key] + ([cfg.cam_key] if cfg.cam_key else [])
     missing = [key for key in wanted[:2] if key not in raw]
     if missing:
         raise ValueError(f"{path}: no {missing} among its arrays {sorted(raw)} (see --keys_key/--high_res_key)")
-    return {key: np.asarray(raw[key].cpu() if hasattr(raw[key], "cpu") else raw[key]) for key in wanted if key in raw}
+    return {key: np.asarray(raw[key]) for key in wanted if key in raw}
 
 
 def import_cam(cfg, voc, work, name):

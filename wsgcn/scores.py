@@ -24,8 +24,10 @@ def find_score_file(folder, name, allow_pickle=False):
     return npy if (not npz.is_file() and allow_pickle and npy.is_file()) else npz
 
 
-def _read(path, allow_pickle, required, what):
-    """The archive's arrays as a dict: an npz by name, or the pickled dict of a legacy ``.npy``."""
+def read_archive(path, allow_pickle=False, required=(), what="score"):
+    """(path read, its arrays as a dict): an npz by name (``required`` names checked), or the
+    pickled dict of a legacy ``.npy``, its torch tensors (IRNet saves ``keys`` and ``cam`` so)
+    turned into numpy arrays."""
     path = Path(path)
     if path.suffix == ".npz" and not path.is_file() and path.with_suffix(".npy").is_file():
         path = path.with_suffix(".npy")  # only the legacy file exists: say why it is not read
@@ -33,7 +35,10 @@ def _read(path, allow_pickle, required, what):
         return path, load_npz(path, required=required)
     if not allow_pickle:
         raise ValueError(f"{path}: a .npy {what} file is a pickled dict; pass --allow_pickle True to trust it")
-    return path, np.load(path, allow_pickle=True).item()
+    raw = np.load(path, allow_pickle=True).item()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a dict of arrays, got {type(raw).__name__}")
+    return path, {key: value.cpu().numpy() if hasattr(value, "cpu") else value for key, value in raw.items()}
 
 
 def _check_finite(path, what, *arrays):
@@ -47,9 +52,8 @@ def load_cams(path, allow_pickle=False, image_size=None):
 
     With ``image_size`` (H, W) the maps' sizes are checked against it; NaN/Inf is an error.
     """
-    path, raw = _read(path, allow_pickle, ("keys", "cam", "high_res"), "CAM")
-    # IRNet's own .npy holds torch tensors for keys and cam
-    data = {k: np.asarray(raw[k].cpu() if hasattr(raw[k], "cpu") else raw[k]) for k in ("keys", "cam", "high_res")}
+    path, raw = read_archive(path, allow_pickle, ("keys", "cam", "high_res"), "CAM")
+    data = {k: np.asarray(raw[k]) for k in ("keys", "cam", "high_res")}
     classes = data["keys"].astype(np.int64).reshape(-1)
     cam, high_res = data["cam"].astype(np.float32), data["high_res"].astype(np.float32)
     if cam.ndim != 3 or high_res.ndim != 3 or len(cam) != len(classes) or len(high_res) != len(classes):
@@ -68,7 +72,7 @@ def load_probs(path, allow_pickle=False, image_size=None):
 
     Sizes are checked against ``image_size``; NaN/Inf is an error.
     """
-    path, raw = _read(path, allow_pickle, ("keys", "prob"), "score")
+    path, raw = read_archive(path, allow_pickle, ("keys", "prob"), "score")
     if path.suffix == ".npy":
         labels = np.array(sorted(raw), np.int64)
         prob = np.stack([np.asarray(raw[k], np.float32) for k in labels])

@@ -86,6 +86,22 @@ def class_scores(conf):
     return scores
 
 
+SUMMARY_COLUMNS = (("miou", "mIoU", 8), ("pixel_accuracy", "pix.acc", 9), ("fp_objects", "FP", 8),
+                   ("fn_objects", "FN", 8))
+
+
+def summary_header(title, width):
+    """The header of :func:`summary_line` rows."""
+    return f"{title:<{width}}" + "".join(f"{name:>{w}}" for _, name, w in SUMMARY_COLUMNS)
+
+
+def summary_line(label, conf, width):
+    """One row of a summary table: mIoU, pixel accuracy and the object classes' mean FP and FN
+    (:func:`class_scores`, percent) of a confusion matrix, after ``label`` in ``width`` columns."""
+    scores = class_scores(conf)
+    return f"{label:<{width}}" + "".join(f"{100 * scores[key]:>{w}.2f}" for key, _, w in SUMMARY_COLUMNS)
+
+
 def _percent(value):
     return "-" if np.isnan(value) else f"{100 * value:.2f}"
 

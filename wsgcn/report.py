@@ -19,7 +19,7 @@ from wsgcn.cams import cam_confusion
 from wsgcn.scores import find_score_file
 from wsgcn.io import load_label_png
 from wsgcn.layout import WorkDir
-from wsgcn.metrics import class_scores, evaluate_label_maps, mean_iou, require_files
+from wsgcn.metrics import evaluate_label_maps, mean_iou, require_files, summary_header, summary_line
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 
@@ -78,11 +78,7 @@ def format_table(rows, partial=None):
     """The mIoU table with IRNet's false-positive and false-negative ratios (means over the
     object classes, :func:`wsgcn.metrics.class_scores`); ``partial`` = (precision, coverage) of
     the partial labels, when made."""
-    lines = [f"{'labels':<22}{'mIoU':>8}{'pix.acc':>9}{'FP':>8}{'FN':>8}"]
-    for stage, conf in rows:
-        scores = class_scores(conf)
-        lines.append(f"{stage:<22}{100 * scores['miou']:>8.2f}{100 * scores['pixel_accuracy']:>9.2f}"
-                     f"{100 * scores['fp_objects']:>8.2f}{100 * scores['fn_objects']:>8.2f}")
+    lines = [summary_header("labels", 22)] + [summary_line(stage, conf, 22) for stage, conf in rows]
     if partial is not None:
         lines.append(f"partial labels: precision {100 * partial[0]:.2f} %, coverage {100 * partial[1]:.2f} %")
     return "\n".join(lines)

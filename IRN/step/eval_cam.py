@@ -8,7 +8,7 @@ import numpy as np
 
 from wsgcn.cams import cam_confusions
 from wsgcn.layout import WorkDir
-from wsgcn.metrics import class_scores, format_iou_table
+from wsgcn.metrics import format_iou_table, mean_iou, summary_header, summary_line
 from wsgcn.voc import VOC12, read_image_list
 
 
@@ -19,15 +19,9 @@ def format_score(value):
 
 def format_sweep(thresholds, confs):
     """The sweep table (percent) and a last line naming the best score, chosen on the ground truth."""
-    lines = [f"{'bg score':<10}{'mIoU':>8}{'pix.acc':>9}{'FP':>8}{'FN':>8}"]
-    mious = []
-    for value, conf in zip(thresholds, confs):
-        s = class_scores(conf)
-        mious.append(s["miou"])
-        lines.append(f"{format_score(value):<10}" + "".join(
-            f"{100 * s[key]:>{width}.2f}" for key, width in
-            (("miou", 8), ("pixel_accuracy", 9), ("fp_objects", 8), ("fn_objects", 8))))
-    mious = np.asarray(mious)
+    lines = [summary_header("bg score", 10)]
+    lines += [summary_line(format_score(value), conf, 10) for value, conf in zip(thresholds, confs)]
+    mious = np.asarray([mean_iou(conf) for conf in confs])
     if np.isfinite(mious).any():
         best = int(np.nanargmax(mious))  # the lowest of equally good scores
         lines.append(f"best: {format_score(thresholds[best])} (mIoU {100 * mious[best]:.2f}, "

@@ -40,9 +40,12 @@ profile=paper
 stage=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --profile) profile=$2; shift 2 ;;
+        # A flag last on the line has no value: say what it takes (set -u would only say "$2: unbound").
+        --profile) [ $# -ge 2 ] || { echo "train.sh: --profile needs a value: paper or demo (--stage 2: also imagenet)" >&2; exit 2; }
+                   profile=$2; shift 2 ;;
         --profile=*) profile=${1#--profile=}; shift ;;
-        --stage) stage=$2; shift 2 ;;
+        --stage) [ $# -ge 2 ] || { echo "train.sh: --stage needs a value: 1, 2 or all" >&2; exit 2; }
+                 stage=$2; shift 2 ;;
         --stage=*) stage=${1#--stage=}; shift ;;
         *) echo "train.sh: unknown argument $1 (use --profile NAME, --stage 1|2|all; IRN_ARGS/GCN_ARGS/DEEPLAB_ARGS for step flags)" >&2; exit 2 ;;
     esac

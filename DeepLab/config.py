@@ -13,6 +13,7 @@ Profiles:
 import warnings
 from dataclasses import dataclass
 
+from DeepLab.net.deeplab_v2 import BLOCKS
 from wsgcn.config import CommonConfig, field
 
 
@@ -20,33 +21,35 @@ from wsgcn.config import CommonConfig, field
 class DeepLabConfig(CommonConfig):
     # The network
     backbone: str = field("caffe", "caffe (kazuto1011's MSRA ResNet, BGR input) or torchvision (johnnylu305's, RGB)")
-    depth: int = field(101, "ResNet depth: 101 (published) or 50")
+    depth: int = field(101, "ResNet depth: 101 (published) or 50", choices=tuple(BLOCKS))
     init: str = field("", "training init: a .pth (COCO DeepLab-v1, a torchvision ResNet, or a DeepLab checkpoint), "
                           "imagenet (torchvision's weights), cam (the trained CAM network's ResNet-50), none; "
                           "'' = the profile's (paper: <work_dir>/sess/deeplabv1_resnet101-coco.pth)")
     image_mean: tuple[float, ...] = field((), "input mean in the backbone's convention (caffe: BGR 0..255; "
-                                              "torchvision: RGB 0..1); () = the profile's")
-    image_std: tuple[float, ...] = field((), "input std, as image_mean (caffe: 1); () = the profile's")
-    msc_scales: tuple[float, ...] = field((0.5, 0.75), "MSC: the image's extra scales besides 1")
+                                              "torchvision: RGB 0..1); () = the profile's", low=0, high=255)
+    image_std: tuple[float, ...] = field((), "input std, as image_mean (caffe: 1); () = the profile's", above=0)
+    msc_scales: tuple[float, ...] = field((0.5, 0.75), "MSC: the image's extra scales besides 1", above=0)
     # Training
     train_list: str = field("Data/VOC12/train_aug.txt", "images to train on")
     label_dir: str = field("", "folder of training label PNGs <name>.png ('' = <work_dir>/GCN4DeepLab/CRF_Label)")
     weights_name: str = field("sess/deeplab.pth", "trained weights, relative to work_dir")
-    crop_size: int = field(321, "random crop (image padded with the mean, labels with 255)")
-    train_scales: tuple[float, ...] = field((0.5, 0.75, 1.0, 1.25, 1.5), "random rescale factors")
-    batch_size: int = field(5, "images per process per forward pass")
-    iter_size: int = field(2, "forward passes accumulated per SGD step (batch = batch_size x iter_size x processes)")
-    iterations: int = field(20000, "SGD steps")
-    lr: float = field(2.5e-4, "learning rate of the backbone's convolutions")
-    aspp_weight_lr_mult: float = field(10.0, "ASPP weights' learning rate / lr")
-    aspp_bias_lr_mult: float = field(20.0, "ASPP biases' learning rate / lr (no weight decay on them)")
-    momentum: float = field(0.9, "SGD momentum")
-    weight_decay: float = field(5e-4, "weight decay")
-    poly_power: float = field(0.9, "poly learning-rate decay: lr (1 - t/T)^power")
-    lr_step: int = field(10, "the poly schedule updates the rate every lr_step iterations, as kazuto1011's does")
+    crop_size: int = field(321, "random crop (image padded with the mean, labels with 255)", low=1)
+    train_scales: tuple[float, ...] = field((0.5, 0.75, 1.0, 1.25, 1.5), "random rescale factors", above=0)
+    batch_size: int = field(5, "images per process per forward pass", low=1)
+    iter_size: int = field(2, "forward passes accumulated per SGD step (batch = batch_size x iter_size x "
+                              "processes)", low=1)
+    iterations: int = field(20000, "SGD steps", low=1)
+    lr: float = field(2.5e-4, "learning rate of the backbone's convolutions", above=0)
+    aspp_weight_lr_mult: float = field(10.0, "ASPP weights' learning rate / lr", above=0)
+    aspp_bias_lr_mult: float = field(20.0, "ASPP biases' learning rate / lr (no weight decay on them)", above=0)
+    momentum: float = field(0.9, "SGD momentum", low=0, below=1)
+    weight_decay: float = field(5e-4, "weight decay", low=0)
+    poly_power: float = field(0.9, "poly learning-rate decay: lr (1 - t/T)^power", low=0)
+    lr_step: int = field(10, "the poly schedule updates the rate every lr_step iterations, as kazuto1011's does",
+                         low=1)
     frozen_bn: bool = field(True, "batch norm on running statistics during training")
-    seed: int = field(0, "seed of the ASPP init, shuffling and augmentation")
-    save_every: int = field(1000, "write the resumable training state every N iterations")
+    seed: int = field(0, "seed of the ASPP init, shuffling and augmentation", low=0)
+    save_every: int = field(1000, "write the resumable training state every N iterations", low=1)
     resume: bool = field(False, "continue from <weights>.resume.pth")
     # Inference
     list: str = field("Data/VOC12/val.txt", "infer.py: images to label")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
 from DeepLab.datasets import TrainDataset, input_convention, resize_labels
-from DeepLab.net.deeplab_v2 import BLOCKS, deeplab_v2, freeze_batch_norm, param_groups
+from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import initialise
 from IRN.config import IRNConfig
 from IRN.net.checkpoint import save_checkpoint
@@ -66,15 +66,9 @@ def resolve_init(cfg, work):
 
 
 def check_config(cfg):
-    """What can be wrong with the flags alone, before any file is read."""
-    input_convention(cfg)  # the backbone, the mean and std
-    if cfg.depth not in BLOCKS:
-        raise ValueError(f"--depth {cfg.depth}: use one of {', '.join(map(str, BLOCKS))}")
-    for name in ("crop_size", "batch_size", "iter_size", "iterations", "lr_step", "save_every"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name} must be at least 1, got {getattr(cfg, name)}")
-    if not cfg.train_scales or min(cfg.train_scales) <= 0:
-        raise ValueError(f"--train_scales must be positive, got {cfg.train_scales}")
+    """What can be wrong with the flags alone, before any file is read, beyond each field's own
+    range (checked when parsed, DeepLab/config.py): the backbone and its mean and std."""
+    input_convention(cfg)
 
 
 def training_names(cfg, voc, label_dir):

@@ -36,10 +36,12 @@ class VisualizeConfig(CommonConfig):
     list: str = field(GCNConfig.train_list, "image list: the class IoU is measured on all of it, "
                                             "the first --num_images are drawn")
     names: tuple[str, ...] = field((), "draw these images instead of the first --num_images of --list")
-    num_images: int = field(8, "how many images of --list to draw when --names is not given")
+    num_images: int = field(8, "how many images of --list to draw when --names is not given (0: only the "
+                               "class IoU)", low=0)
     out: str = field("", "output folder; '' = <work_dir>/visualize")
-    panel_px: int = field(PANEL_PX, "width of one panel in pixels")
-    cam_eval_thres: float = field(IRNConfig.cam_eval_thres[0], "background score of the CAM labels in the class IoU")
+    panel_px: int = field(PANEL_PX, "width of one panel in pixels", low=8 * PANEL_GAP_PX)
+    cam_eval_thres: float = field(IRNConfig.cam_eval_thres[0], "background score of the CAM labels in the class IoU",
+                                  low=0, high=1)
 
 
 LABEL_PANELS = (  # (title, WorkDir attribute of its label folder), in the pipeline's order

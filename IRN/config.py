@@ -10,43 +10,43 @@ class IRNConfig(CommonConfig):
     train_list: str = field("Data/VOC12/train_aug.txt", "images to train the CAM network and IRNet on")
     val_list: str = field("", "images to report train_cam's validation loss on ('' = none)")
     infer_list: str = field("Data/VOC12/train.txt", "images to make and evaluate labels for")
-    seed: int = field(0, "seed of weight initialisation, shuffling and augmentation")
+    seed: int = field(0, "seed of weight initialisation, shuffling and augmentation", low=0)
     backbone_weights: str = field("imagenet", "ResNet-50 init of the CAM network: imagenet, a .pth path, or none")
     # Class activation maps
     cam_weights_name: str = field("sess/res50_cam.pth", "CAM network weights, relative to work_dir")
-    cam_crop_size: int = field(512, "train_cam crop size")
-    cam_resize_long: tuple[int, int] = field((320, 640), "train_cam: random long side range")
-    cam_batch_size: int = field(16, "train_cam batch size")
-    cam_num_epoches: int = field(5, "train_cam epochs")
-    cam_learning_rate: float = field(0.1, "backbone learning rate; the head trains at 10x")
-    cam_weight_decay: float = field(1e-4, "train_cam weight decay")
+    cam_crop_size: int = field(512, "train_cam crop size", low=1)
+    cam_resize_long: tuple[int, int] = field((320, 640), "train_cam: random long side range", low=1)
+    cam_batch_size: int = field(16, "train_cam batch size", low=1)
+    cam_num_epoches: int = field(5, "train_cam epochs", low=1)
+    cam_learning_rate: float = field(0.1, "backbone learning rate; the head trains at 10x", above=0)
+    cam_weight_decay: float = field(1e-4, "train_cam weight decay", low=0)
     cam_optimizer: str = field("sgd", "sgd (momentum 0.9, the paper) or adamw (training from scratch)")
     cam_frozen_bn: bool = field(True, "batch norm on running statistics (the paper); False = batch statistics")
-    cam_scales: tuple[float, ...] = field((1.0, 0.5, 1.5, 2.0), "make_cam image scales")
+    cam_scales: tuple[float, ...] = field((1.0, 0.5, 1.5, 2.0), "make_cam image scales", above=0)
     cam_eval_thres: tuple[float, ...] = field((0.15,), "eval_cam background score; several values or a range "
                                                        "start:stop:step (e.g. 0.05:0.60:0.05, stop included) "
                                                        "print the mIoU of each and the best, chosen on the "
-                                                       "ground truth", parse=float_values)
+                                                       "ground truth", parse=float_values, low=0, high=1)
     # Inter-pixel relation labels
-    conf_fg_thres: float = field(0.30, "background score for the confident-foreground map")
-    conf_bg_thres: float = field(0.05, "background score for the confident-background map")
+    conf_fg_thres: float = field(0.30, "background score for the confident-foreground map", low=0, high=1)
+    conf_bg_thres: float = field(0.05, "background score for the confident-background map", low=0, high=1)
     # IRNet
     irn_weights_name: str = field("sess/res50_irn.pth", "IRNet weights, relative to work_dir")
     irn_backbone_weights: str = field("imagenet", "IRNet's frozen ResNet-50: imagenet, a .pth path, none, "
                                                   "or cam (the trained CAM network's backbone)")
-    irn_crop_size: int = field(512, "train_irn crop size (a multiple of 4)")
-    irn_batch_size: int = field(32, "train_irn batch size")
-    irn_num_epoches: int = field(3, "train_irn epochs")
-    irn_learning_rate: float = field(0.1, "boundary-branch learning rate; displacement at 10x")
-    irn_weight_decay: float = field(1e-4, "train_irn weight decay")
-    irn_rescale: tuple[float, float] = field((0.5, 1.5), "train_irn random rescale range")
+    irn_crop_size: int = field(512, "train_irn crop size (a multiple of 4)", low=1)
+    irn_batch_size: int = field(32, "train_irn batch size", low=1)
+    irn_num_epoches: int = field(3, "train_irn epochs", low=1)
+    irn_learning_rate: float = field(0.1, "boundary-branch learning rate; displacement at 10x", above=0)
+    irn_weight_decay: float = field(1e-4, "train_irn weight decay", low=0)
+    irn_rescale: tuple[float, float] = field((0.5, 1.5), "train_irn random rescale range", above=0)
     # Random walk
     sem_seg_canvas_size: int = field(512, "make_sem_seg pads each image to this square before IRNet, as the "
                                           "original's EdgeDisplacement(crop_size=512) does whatever crop IRNet "
-                                          "was trained on (larger images: rounded up to a multiple of 16)")
-    beta: int = field(10, "affinity power")
-    exp_times: int = field(8, "log2 of the random-walk length (T^(2^exp_times))")
-    sem_seg_bg_thres: float = field(0.25, "background score of the random-walk labels")
+                                          "was trained on (larger images: rounded up to a multiple of 16)", low=1)
+    beta: int = field(10, "affinity power", low=1)
+    exp_times: int = field(8, "log2 of the random-walk length (T^(2^exp_times))", low=0)
+    sem_seg_bg_thres: float = field(0.25, "background score of the random-walk labels", low=0, high=1)
     resume: bool = field(False, "train_cam/train_irn: continue from the state saved after the last finished "
                                 "epoch (<weights>.resume.pth) instead of starting over")
     # Steps to run

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from IRN.config import PROFILES, IRNConfig
-from wsgcn.config import parse_config
+from wsgcn.config import field, parse_config
 
 
 def test_defaults_are_the_published_ones():
@@ -28,3 +28,58 @@ def test_every_profile_key_is_a_field():
     names = {f.name for f in dataclasses.fields(IRNConfig)}
     for profile in PROFILES.values():
         assert set(profile) <= names
+
+
+@dataclasses.dataclass(frozen=True)
+class RangedConfig:
+    epochs: int = field(1, "epochs", low=1)
+    rate: float = field(0.5, "a rate", low=0, below=1)
+    scales: tuple[float, ...] = field((1.0,), "scales", above=0)
+    device: str = field("", "where", choices=("", "cpu", "cuda:N"))
+
+
+def parse_error(argv, capsys):
+    """The one line (and exit status 2) with which ``argv`` is refused."""
+    with pytest.raises(SystemExit) as stop:
+        parse_config(RangedConfig, {"paper": {}}, argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def test_declared_range_bounds_a_number_and_every_item_of_a_tuple(capsys):
+    cfg = parse_config(RangedConfig, {"paper": {}}, ["--epochs", "1", "--rate", "0", "--scales", "0.5", "2"])
+    assert (cfg.epochs, cfg.rate, cfg.scales) == (1, 0.0, (0.5, 2.0))  # the inclusive bounds are allowed
+    assert parse_error(["--epochs", "0"], capsys).endswith("argument --epochs: 0 is out of range: must be >= 1")
+    assert parse_error(["--rate", "1"], capsys).endswith("argument --rate: 1.0 is out of range: must be >= 0 and < 1")
+    assert parse_error(["--scales", "1", "0"], capsys).endswith(
+        "argument --scales: 0.0 is out of range: each value must be > 0")
+    for not_finite in ("nan", "inf"):
+        assert f"argument --scales: {not_finite} is out of range" in parse_error(["--scales", not_finite], capsys)
+
+
+def test_a_choice_name_N_stands_for_every_index(capsys):
+    for device in ("", "cpu", "cuda:0", "cuda:12"):
+        assert parse_config(RangedConfig, {"paper": {}}, ["--device", device]).device == device
+    for device in ("cuda", "cuda:x", "cuda:-1", "cuda:", "gpu"):
+        assert parse_error(["--device", device], capsys).endswith(
+            f"argument --device: {device!r} is not one of '', cpu, cuda:N (N = 0, 1, ...)")
+
+
+def test_device_takes_the_documented_names():
+    for device in ("", "auto", "cpu", "cuda", "cuda:0", "cuda:3"):
+        assert parse_config(IRNConfig, PROFILES, ["--device", device]).device == device
+
+
+def test_a_profile_value_out_of_range_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(RangedConfig, {"paper": {}, "bad": dict(rate=2.0)}, ["--profile", "bad"])
+    assert "argument --rate: 2.0 is out of range" in capsys.readouterr().err
+
+
+def test_parser_errors_are_one_line_without_the_usage(capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_config(IRNConfig, PROFILES, ["--cam_batch_size", "many"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "usage:" not in err
+    assert "error: argument --cam_batch_size: invalid int value: 'many'" in err

@@ -5,10 +5,15 @@ Every field becomes ``--<name>``; booleans take ``True``/``False`` (as IRNet's r
 with a ``parse`` function takes several values too, each parsed into a tuple, and the tuples
 are joined (``--cam_eval_thres 0.05:0.60:0.05`` with :func:`float_values`).  A profile is a
 named set of overrides (``--profile demo``) applied before the explicit flags.
+
+A field declares the values it allows (``low``/``high``/``above``/``below``, ``choices``): shown in
+``--help`` and checked once the defaults, the profile and the flags are combined, so a bad setting
+stops the script before it reads or writes anything, with one line and exit status 2.
 """
 import argparse
 import dataclasses
 import math
+import operator
 import typing
 
 from wsgcn.runtime import default_workers
@@ -64,9 +69,16 @@ def _argument_spec(field_type):
     return field_type, None
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are the one line ``prog: error: ...`` (exit status 2): the usage it
+    would print first lists every flag of the stage, burying the line that says what is wrong."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(config_cls, profiles, description=None):
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(profiles), default="paper",
                         help="named set of defaults: 'paper' (published settings) or a smaller one")
     hints = typing.get_type_hints(config_cls)
@@ -74,14 +86,18 @@ def build_parser(config_cls, profiles, description=None):
         parse = field.metadata.get("parse")
         arg_type, nargs = (parse, "+") if parse else _argument_spec(hints[field.name])
         help_text = field.metadata.get("help", "")
+        rule = allowed_values(field)
+        shown = f"{rule}; default: {field.default!r}" if rule else f"default: {field.default!r}"
         parser.add_argument(f"--{field.name}", type=arg_type, nargs=nargs, default=None,
-                            help=f"{help_text} (default: {field.default!r})".strip())
+                            help=f"{help_text} ({shown})".strip())
     return parser
 
 
 def parse_config(config_cls, profiles, argv=None, description=None):
-    """The config from the command line: defaults, then the profile, then explicit flags."""
-    args = build_parser(config_cls, profiles, description).parse_args(argv)
+    """The config from the command line: defaults, then the profile, then explicit flags; a value
+    outside its field's declared range is a parser error (one line, exit status 2)."""
+    parser = build_parser(config_cls, profiles, description)
+    args = parser.parse_args(argv)
     overrides = dict(profiles[args.profile])
     for field in dataclasses.fields(config_cls):
         value = getattr(args, field.name)
@@ -89,14 +105,71 @@ def parse_config(config_cls, profiles, argv=None, description=None):
             if field.metadata.get("parse"):
                 value = [item for parsed in value for item in parsed]
             overrides[field.name] = tuple(value) if isinstance(value, list) else value
+    for field in dataclasses.fields(config_cls):
+        problem = out_of_range(field, overrides.get(field.name, field.default))
+        if problem:
+            parser.error(problem)
     return config_cls(**overrides)
 
 
-def field(default, help, parse=None):
-    """A config field with its help text; ``parse`` (a function from one command-line value to a
-    tuple, e.g. :func:`float_values`) makes the flag take several values, joined into one tuple."""
-    metadata = {"help": help, "parse": parse} if parse else {"help": help}
+# A declared bound: its keyword in field(), its sign in messages, and the test it makes.
+BOUNDS = (("low", ">=", operator.ge), ("above", ">", operator.gt),
+          ("high", "<=", operator.le), ("below", "<", operator.lt))
+
+
+def field(default, help, parse=None, low=None, high=None, above=None, below=None, choices=None):
+    """A config field with its help text and the values it allows.
+
+    ``parse`` (a function from one command-line value to a tuple, e.g. :func:`float_values`)
+    makes the flag take several values, joined into one tuple.  ``low``/``high`` are inclusive
+    bounds and ``above``/``below`` exclusive ones, of the number or of every item of a tuple;
+    ``choices`` lists the allowed values, where a choice ``name:N`` stands for name:0, name:1, ...
+    """
+    limits = dict(low=low, above=above, high=high, below=below)
+    metadata = {"help": help, "parse": parse, "choices": choices,
+                "bounds": {name: limit for name, limit in limits.items() if limit is not None}}
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def _is_choice(value, choice):
+    if isinstance(choice, str) and choice.endswith(":N"):  # e.g. cuda:N -> cuda:0, cuda:1, ...
+        name, _, index = str(value).partition(":")
+        return f"{name}:N" == choice and index.isascii() and index.isdigit()
+    return value == choice
+
+
+def _in_bounds(value, bounds):
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # no setting with a range means anything at inf or NaN
+    return all(test(value, bounds[name]) for name, _, test in BOUNDS if name in bounds)
+
+
+def allowed_values(field):
+    """The field's declared range in words ('>= 1', 'each > 0', 'one of ...'); '' when it has none."""
+    choices, bounds = field.metadata.get("choices"), field.metadata.get("bounds")
+    if choices:
+        words = ", ".join(repr(choice) if choice == "" else str(choice) for choice in choices)
+        pattern = any(isinstance(choice, str) and choice.endswith(":N") for choice in choices)
+        return f"one of {words}" + (" (N = 0, 1, ...)" if pattern else "")
+    if not bounds:
+        return ""
+    return ("each " if isinstance(field.default, tuple) else "") + _bounds_in_words(bounds)
+
+
+def _bounds_in_words(bounds):
+    return " and ".join(f"{sign} {bounds[name]}" for name, sign, _ in BOUNDS if name in bounds)
+
+
+def out_of_range(field, value):
+    """The error line for a value outside the field's declared range, or None when it is allowed."""
+    choices, bounds = field.metadata.get("choices"), field.metadata.get("bounds")
+    for item in (value if isinstance(value, tuple) else (value,)):
+        if choices and not any(_is_choice(item, choice) for choice in choices):
+            return f"argument --{field.name}: {item!r} is not {allowed_values(field)}"
+        if bounds and not _in_bounds(item, bounds):
+            which = "each value " if isinstance(value, tuple) else ""
+            return f"argument --{field.name}: {item!r} is out of range: {which}must be {_bounds_in_words(bounds)}"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,11 +179,13 @@ class CommonConfig:
     voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set: JPEGImages, SegmentationClassAug, Annotations")
     cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
     allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs and label dicts, WSGCN's .npy Logits)")
-    device: str = field("", "cpu, cuda, cuda:N; '' = cuda when available")
-    num_workers: int = field(default_workers(), "worker processes per process (data loading, per-image CRFs); "
-                                                "default: half the cores shared among torchrun's processes")
+    device: str = field("", "what to compute on, cuda:N being GPU N; '' or auto = cuda when available",
+                        choices=("", "auto", "cpu", "cuda", "cuda:N"))
+    num_workers: int = field(default_workers(), "worker processes per process (data loading, per-image CRFs), "
+                                                "0 = none (all in the main process); default: half the cores "
+                                                "shared among torchrun's processes", low=0)
     dist_timeout: int = field(60, "minutes a process waits for the others under torchrun (e.g. while rank 0 "
-                                  "evaluates or saves) before the run is declared hung")
+                                  "evaluates or saves) before the run is declared hung", low=1)
     quiet: bool = field(False, "no progress bars")
     overwrite: bool = field(False, "per-image steps: redo images whose outputs exist (default: skip them, "
                                    "so a re-run after an interruption continues)")

@@ -14,6 +14,7 @@ from wsgcn.config import float_values, parse_config
 from wsgcn.io import save_label_png, save_npz
 from wsgcn.layout import WorkDir, strided_size
 from wsgcn.metrics import confusion_matrix, format_iou_table
+from wsgcn.per_image import StepFailed
 from wsgcn.voc import VOC12
 
 PERSON, DOG = 14, 11  # object-class indices; VOC labels 15 and 12
@@ -137,3 +138,24 @@ def test_stage1_table_on_any_list_with_ground_truth(tmp_path, capsys):
     assert err.startswith("report: error: 2 of 3 ground-truth label maps missing in ")
     assert err.strip().endswith(": c, d")
     assert "Traceback" not in err
+
+
+def test_sweep_scores_the_images_with_a_cam_and_names_the_others(tmp_path, capsys):
+    work, voc, names = designed_case(tmp_path)
+    (WorkDir(work).cam / "b.npz").unlink()  # make_cam failed b
+    cfg = parse_config(IRNConfig, PROFILES, ["--work_dir", str(work), "--voc12_root", str(voc.root),
+                                             "--infer_list", str(tmp_path / "list.txt"),
+                                             "--cam_eval_thres", "0.05:0.60:0.05"])
+    with pytest.raises(StepFailed, match="eval_cam: scored 1 of 2 images; 1 without CAM"):
+        eval_cam.run(cfg)
+    out = capsys.readouterr()
+    thresholds = float_values("0.05:0.60:0.05")
+    # a alone is right for the scores in [0.12, 0.5): 0.15 is the lowest of them
+    sweep = eval_cam.format_sweep(thresholds, cam_confusions(WorkDir(work).cam, voc, ["a"], thresholds))
+    assert sweep.endswith("best: 0.15 (mIoU 100.00, chosen on the ground truth)")
+    assert out.out == (f"eval_cam: 1 of 2 images (1 without CAM, listed below), 12 background scores from 0.05 to "
+                       f"0.60; FP and FN are the object classes' means\n{sweep}\n")
+    assert out.err == f"eval_cam: 1 of 2 images without CAM in {WorkDir(work).cam}: b\n"
+    # The strict reader names the missing CAM.
+    with pytest.raises(FileNotFoundError, match=r"1 of 2 CAMs missing in .*CAM: b$"):
+        cam_confusions(WorkDir(work).cam, voc, names, thresholds)

@@ -6,8 +6,8 @@ import pytest
 
 from wsgcn.io import save_label_png
 from wsgcn.metrics import (class_iou, class_iou_table, class_scores, confusion_matrix, evaluate_label_maps,
-                           format_iou_table, mean_iou, pixel_accuracy, write_class_iou_csv, write_confusion_csv,
-                           write_scores_json)
+                           format_iou_table, label_map_confusion, mean_iou, pixel_accuracy, score_images,
+                           write_class_iou_csv, write_confusion_csv, write_scores_json)
 
 GT = np.array([[0, 0, 1], [1, 255, 2]])
 PRED = np.array([[0, 1, 1], [2, 0, 2]])
@@ -35,9 +35,16 @@ def test_absent_classes_are_skipped_but_false_positives_count():
     assert mean_iou(confusion_matrix(gt, pred)) == pytest.approx((1 + 0.5 + 0) / 3)
 
 
-def test_out_of_range_predictions_ignored():
-    conf = confusion_matrix(np.array([1, 1]), np.array([1, 200]), num_classes=3)
-    assert conf.sum() == 1
+def test_a_255_prediction_is_background_and_other_values_outside_the_classes_are_refused():
+    # IRNet's eval_sem_seg: every pixel with a valid truth counts, a 255 prediction as background.
+    conf = confusion_matrix(np.array([1, 1, 0, 255]), np.array([1, 255, 255, 255]), num_classes=3)
+    np.testing.assert_array_equal(conf, [[1, 0, 0], [1, 1, 0], [0, 0, 0]])
+    with pytest.raises(ValueError, match=r"^p.png: prediction value 3, 200 is neither a class \(0..2\) nor 255"):
+        confusion_matrix(np.array([1, 1, 1]), np.array([1, 200, 3]), num_classes=3, pred_source="p.png")
+    with pytest.raises(ValueError, match=r"^g.png: ground-truth value 50 is neither a class \(0..2\) nor void"):
+        confusion_matrix(np.array([1, 50]), np.array([1, 1]), num_classes=3, gt_source="g.png")
+    with pytest.raises(ValueError, match=r"^prediction value 7 "):  # no file given: no prefix
+        confusion_matrix(np.array([1]), np.array([7]), num_classes=3)
 
 
 def test_table_ends_with_miou():
@@ -183,3 +190,33 @@ def test_scores_json(tmp_path):
     with pytest.raises(ValueError, match="t.json.*does not fit 21 classes"):
         write_scores_json(tmp_path / "t.json", confusion_matrix(GT, PRED, num_classes=3), 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]  # no temporary file left behind
+
+
+def test_score_images_scores_what_exists_and_says_what_it_left_out(tmp_path):
+    """score_images over a (prediction, ground truth) pair per image: a scored, b without
+    prediction, c without ground truth, d with a broken prediction."""
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    for name in "abd":
+        save_label_png(gt_dir / f"{name}.png", np.array([[0, 1], [1, 1]], np.uint8))
+    for name in "ac":
+        save_label_png(pred_dir / f"{name}.png", np.array([[0, 1], [0, 255]], np.uint8))
+    save_label_png(pred_dir / "d.png", np.array([[0, 1], [1, 30]], np.uint8))
+
+    def count(name):
+        return label_map_confusion(pred_dir / f"{name}.png", gt_dir / f"{name}.png", num_classes=3)
+
+    required = [("prediction", lambda n: pred_dir / f"{n}.png"), ("ground truth", lambda n: gt_dir / f"{n}.png")]
+    conf, coverage = score_images("abcd", count, required, np.zeros((3, 3), np.int64), keep_going=(ValueError,))
+    np.testing.assert_array_equal(conf, [[1, 0, 0], [2, 1, 0], [0, 0, 0]])  # a only, 255 as background
+    assert coverage.scored == ["a"] and not coverage.complete
+    assert coverage.missing == {"prediction": (pred_dir, ["b"]), "ground truth": (gt_dir, ["c"])}
+    assert coverage.failed == [("d", f"{pred_dir / 'd.png'}: prediction value 30 is neither a class (0..2) nor "
+                                     f"255 (read as background)")]
+    assert coverage.count() == "1 of 4 images (1 without prediction, 1 without ground truth, 1 failed, listed below)"
+    assert coverage.listing("eval") == [f"eval: 1 of 4 images without prediction in {pred_dir}: b",
+                                        f"eval: 1 of 4 images without ground truth in {gt_dir}: c",
+                                        f"eval: d: {coverage.failed[0][1]}"]
+    with pytest.raises(ValueError, match="d.png: prediction value 30"):  # without keep_going: the error
+        score_images("abcd", count, required, np.zeros((3, 3), np.int64))
+    conf, coverage = score_images("a", count, required, np.zeros((3, 3), np.int64))
+    assert coverage.complete and coverage.count() == "1 images"

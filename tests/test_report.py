@@ -4,6 +4,7 @@ import numpy as np
 from wsgcn import report
 from wsgcn.io import load_label_png, save_label_png
 from wsgcn.layout import WorkDir
+from wsgcn.metrics import evaluate_label_maps, summary_line
 from wsgcn.voc import read_image_list
 
 
@@ -29,5 +30,17 @@ def test_stage2_rows_and_the_ratio_to_the_upper_bound(demo_root, tmp_path, capsy
     assert 0 < rows["DeepLab"] < 100
     assert lines[5] == f"DeepLab on the pseudo labels / on the ground truth: {rows['DeepLab']:.1f} %"
     assert np.isclose(float(lines[5].split()[-2]), rows["DeepLab"], atol=0.06)
-    (out / "Label" / f"{read_image_list(val)[0]}.png").unlink()
+    # One image without DeepLab's labels: the row is scored on the other three and says so; the
+    # ratio would compare scores on different images, so it is not given.
+    names = read_image_list(val)
+    (out / "Label" / f"{names[0]}.png").unlink()
+    assert report.main(argv + ["--upper_bound", str(tmp_path / "gt_net")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    three = evaluate_label_maps(out / "Label", demo_root / "VOC2012/SegmentationClassAug", names[1:])
+    assert lines[2] == summary_line("DeepLab", three, 22)
+    assert lines[5:] == [f"DeepLab: 3 of 4 images (1 without labels: {names[0]})",
+                         "DeepLab on the pseudo labels / on the ground truth: not computed, the two rows score "
+                         "different images"]
+    for name in names[1:]:
+        (out / "Label" / f"{name}.png").unlink()
     assert report.main(argv) == 1 and "no Stage II labels" in capsys.readouterr().err

@@ -2,9 +2,9 @@
 confusion with the ground truth.  The archives are read by :mod:`wsgcn.scores`."""
 import numpy as np
 
-from wsgcn.metrics import require_files
+from wsgcn.metrics import load_ground_truth, name_some, require_files, score_images
 from wsgcn.scores import find_score_file, load_cams
-from wsgcn.voc import NUM_CLASSES
+from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES
 
 
 def labels_with_background(classes):
@@ -29,42 +29,62 @@ def cam_confusion(cam_dir, voc, names, bg_score, allow_pickle=False):
 
 
 def cam_confusions(cam_dir, voc, names, bg_scores, allow_pickle=False):
+    """(T, 21, 21) confusion matrices of the CAM label maps at each of the T ``bg_scores`` over
+    every image of ``names`` (:func:`cam_scores`): a missing ground truth, then a missing CAM,
+    is an error naming the images, before any is read; a broken file is an error."""
+    require_files(voc.gt_dir, names, "ground-truth label maps")
+    confs, coverage = cam_scores(cam_dir, voc, names, bg_scores, allow_pickle)
+    if not coverage.complete:
+        _, missing = coverage.missing["CAM"]
+        raise FileNotFoundError(f"{len(missing)} of {len(names)} CAMs missing in {cam_dir}: {name_some(missing)}")
+    return confs
+
+
+def cam_scores(cam_dir, voc, names, bg_scores, allow_pickle=False, keep_going=()):
     """(T, 21, 21) confusion matrices of the CAM label maps at each of the T ``bg_scores``, the
-    same as :func:`cam_confusion` at each score, but reading each CAM once.
+    same as :func:`cam_confusion` at each score, but reading each CAM once; and the
+    :class:`wsgcn.metrics.Coverage` of the images scored.
+
+    Images without a CAM or a ground truth are left out; a broken file (a ground truth of
+    another size than its image, a value that is no class, a damaged CAM) is an error, or with
+    ``keep_going`` (:func:`wsgcn.metrics.score_images`) leaves its image out.
 
     A pixel's label at score s is the argmax of its class maps where their peak is above s, and
     background where it is not (a tie goes to the background, as in :func:`cam_argmax`).  So a
     pixel is foreground exactly at the scores below its peak: counting the pixels by (how many
     of the sorted scores lie below the peak, truth, foreground label) gives every matrix by
-    cumulative sums.  A missing ground truth is an error naming the images, before any is read.
+    cumulative sums.
     """
-    require_files(voc.gt_dir, names, "ground-truth label maps")
     C = NUM_CLASSES
     scores = np.asarray(bg_scores, np.float32).reshape(-1)  # float32, as the plane of cam_argmax
     order = np.argsort(scores, kind="stable")
     T = len(scores)
-    # [scores below the peak, truth, foreground label]; column C: a label outside 0..C-1, which
-    # confusion_matrix ignores where it is predicted
-    counts = np.zeros((T + 1) * C * (C + 1), np.int64)
-    for name in names:
-        gt = voc.load_gt(name)
-        cams = load_cams(find_score_file(cam_dir, name, allow_pickle), allow_pickle, gt.shape)
+
+    def count(name):
+        """(T + 1, C, C) pixel counts of one image: [scores below the peak, truth, foreground label]."""
+        gt = load_ground_truth(voc.gt_path(name), voc.image_path(name))
+        cam_path = find_score_file(cam_dir, name, allow_pickle)
+        cams = load_cams(cam_path, allow_pickle, gt.shape)
+        bad = cams["classes"][(cams["classes"] < 0) | (cams["classes"] >= C - 1)]
+        if bad.size:
+            raise ValueError(f"{cam_path}: class index {int(bad[0])} outside 0..{C - 2}")
         high_res = cams["high_res"]
         if len(high_res):
             peak = high_res.max(0)
             fg = labels_with_background(cams["classes"])[1 + high_res.argmax(0)]
-            fg = np.where((fg >= 0) & (fg < C), fg, C)
         else:  # no class: background at every score
             peak, fg = np.full(gt.shape, -np.inf, np.float32), np.zeros(gt.shape, np.int64)
         below = np.searchsorted(scores[order], peak, side="left")
-        valid = gt < C
-        counts += np.bincount((below[valid] * C + gt[valid]) * (C + 1) + fg[valid],
-                              minlength=len(counts))
-    counts = counts.reshape(T + 1, C, C + 1)
+        valid = gt != IGNORE_INDEX
+        return np.bincount((below[valid] * C + gt[valid]) * C + fg[valid],
+                           minlength=(T + 1) * C * C).reshape(T + 1, C, C)
+
+    required = [("CAM", lambda name: find_score_file(cam_dir, name, allow_pickle)), ("ground truth", voc.gt_path)]
+    counts, coverage = score_images(names, count, required, np.zeros((T + 1, C, C), np.int64), keep_going)
     # at the j-th smallest score: foreground where more than j scores lie below the peak ...
-    conf = np.cumsum(counts[::-1], 0)[::-1][1:, :, :C]
+    conf = np.cumsum(counts[::-1], 0)[::-1][1:]
     # ... background (column 0) where at most j do
     conf[:, :, 0] += np.cumsum(counts.sum(2), 0)[:-1]
     out = np.empty_like(conf)
     out[order] = conf
-    return out
+    return out, coverage

@@ -3,7 +3,8 @@ accuracy, and the figures papers add (precision, recall, IRNet's false-positive 
 false-negative ratios), all computed from that matrix.
 
 Every step that reports a score (eval_cam, eval_sem_seg, eval.py, the train.sh table) counts
-pixels with :func:`confusion_matrix`, so all of them count pixels the same way.
+pixels as IRNet's ``eval_sem_seg`` does (:func:`confusion_matrix`), so all of them count pixels
+the same way, and :func:`score_images` says which images a score covers.
 """
 import csv
 import json
@@ -13,19 +14,51 @@ import numpy as np
 from PIL import Image
 
 from wsgcn.io import atomic_path, load_label_png
-from wsgcn.voc import CLASS_NAMES, NUM_CLASSES
+from wsgcn.voc import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 
 
-def confusion_matrix(gt, pred, num_classes=NUM_CLASSES):
-    """(C, C) int64 matrix, rows = ground truth, columns = prediction.
+def _values(values):
+    """'50' or '50, 60, 100' for the distinct values of an array (at most 5 shown)."""
+    return name_some([str(int(v)) for v in np.unique(values)])
 
-    Pixels whose ground truth or prediction is outside 0..C-1 (void 255 included) are ignored.
+
+def _prefix(source):
+    return f"{source}: " if source else ""
+
+
+def check_ground_truth_values(gt, source=None, num_classes=NUM_CLASSES):
+    """Raise ValueError, naming ``source`` (its file) and the values, unless every pixel of
+    ``gt`` is a class 0..C-1 or void (255): another value is a broken ground truth, not a pixel
+    to skip."""
+    gt = np.asarray(gt)
+    bad = gt[((gt < 0) | (gt >= num_classes)) & (gt != IGNORE_INDEX)]
+    if bad.size:
+        raise ValueError(f"{_prefix(source)}ground-truth value {_values(bad)} is neither a class "
+                         f"(0..{num_classes - 1}) nor void ({IGNORE_INDEX})")
+
+
+def confusion_matrix(gt, pred, num_classes=NUM_CLASSES, gt_source=None, pred_source=None):
+    """(C, C) int64 matrix, rows = ground truth, columns = prediction, counted as IRNet's
+    ``eval_sem_seg`` counts them (chainercv's confusion):
+
+    - every pixel whose ground truth is a class 0..C-1 counts; void (255) pixels do not;
+    - a prediction of 255 counts as background (0), so an unlabelled pixel is a miss, not a
+      pixel left out of the score;
+    - any other value outside 0..C-1, in the truth or the prediction, is a ValueError naming
+      the value and ``gt_source`` or ``pred_source`` (the file) when given: such a pixel would
+      otherwise be silently dropped.
     """
     gt = np.asarray(gt).astype(np.int64).ravel()
     pred = np.asarray(pred).astype(np.int64).ravel()
     if gt.shape != pred.shape:
         raise ValueError(f"ground truth and prediction differ in size: {gt.shape} vs {pred.shape}")
-    valid = (gt >= 0) & (gt < num_classes) & (pred >= 0) & (pred < num_classes)
+    check_ground_truth_values(gt, gt_source, num_classes)
+    pred = np.where(pred == IGNORE_INDEX, 0, pred)
+    bad = pred[(pred < 0) | (pred >= num_classes)]
+    if bad.size:
+        raise ValueError(f"{_prefix(pred_source)}prediction value {_values(bad)} is neither a class "
+                         f"(0..{num_classes - 1}) nor {IGNORE_INDEX} (read as background)")
+    valid = gt != IGNORE_INDEX
     return np.bincount(num_classes * gt[valid] + pred[valid],
                        minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
@@ -153,40 +186,142 @@ def write_scores_json(path, conf, num_images, class_names=CLASS_NAMES, **extra):
         tmp.write_text(json.dumps(record, indent=1) + "\n")
 
 
+def name_some(names, shown=5):
+    """'a, b, c' or, for a long list, its first ``shown`` names and ``and 8 more``."""
+    names = list(names)
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def require_files(folder, names, what, suffix=".png"):
     """Raise FileNotFoundError unless every ``folder/<name><suffix>`` exists, naming the
     missing ones: ``2 of 3 predictions missing in DIR: c, d``."""
     folder = Path(folder)
     missing = [n for n in names if not (folder / f"{n}{suffix}").is_file()]
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise FileNotFoundError(f"{len(missing)} of {len(names)} {what} missing in {folder}: {shown}")
+        raise FileNotFoundError(f"{len(missing)} of {len(names)} {what} missing in {folder}: {name_some(missing)}")
+
+
+def image_size(path):
+    """(H, W) of an image file from its header, or None when it is absent or unreadable (the
+    step that reads the image reports that)."""
+    try:
+        with Image.open(path) as img:
+            return img.size[1], img.size[0]
+    except (OSError, SyntaxError):
+        return None
+
+
+def load_ground_truth(gt_path, image_path=None, num_classes=NUM_CLASSES):
+    """(H, W) uint8 ground-truth label map, checked: every value a class or void
+    (:func:`check_ground_truth_values`) and, given ``image_path``, the size of its image.  A
+    ground truth of another size than its image is its own fault; without this check it would
+    be blamed on the prediction or CAM made from the image."""
+    gt = load_label_png(gt_path)
+    check_ground_truth_values(gt, gt_path, num_classes)
+    size = image_size(image_path) if image_path is not None else None
+    if size is not None and size != gt.shape:
+        raise ValueError(f"{gt_path}: the ground truth is {gt.shape[0]}x{gt.shape[1]} but its image "
+                         f"{image_path} is {size[0]}x{size[1]}")
+    return gt
+
+
+def label_map_confusion(pred_path, gt_path, image_path=None, upsample=False, num_classes=NUM_CLASSES):
+    """(C, C) confusion matrix of one predicted label map against its ground truth.
+
+    The ground truth is checked first (:func:`load_ground_truth`).  A prediction of another
+    size than its ground truth is an error naming the prediction, unless it is smaller and
+    ``upsample`` asks for nearest-neighbour upsampling.
+    """
+    gt = load_ground_truth(gt_path, image_path, num_classes)
+    pred = load_label_png(pred_path)
+    if pred.shape != gt.shape:
+        smaller = pred.shape[0] <= gt.shape[0] and pred.shape[1] <= gt.shape[1]
+        if not (upsample and smaller):
+            hint = " (pass --upsample to upsample it)" if smaller else ""
+            raise ValueError(f"{pred_path}: prediction is {pred.shape[0]}x{pred.shape[1]} but the "
+                             f"ground truth is {gt.shape[0]}x{gt.shape[1]}{hint}")
+        pred = np.asarray(Image.fromarray(pred).resize((gt.shape[1], gt.shape[0]), Image.NEAREST))
+    return confusion_matrix(gt, pred, num_classes, gt_source=gt_path, pred_source=pred_path)
 
 
 def evaluate_label_maps(pred_dir, gt_dir, names, upsample=False, num_classes=NUM_CLASSES):
-    """Confusion matrix of the label maps ``pred_dir/<name>.png`` against ``gt_dir/<name>.png``.
+    """Confusion matrix of the label maps ``pred_dir/<name>.png`` against ``gt_dir/<name>.png``,
+    every image or an error (eval.py; the steps score the images they have, :func:`score_images`).
 
     All predictions, then all ground-truth maps, are checked to exist before any is read, so a
-    missing one fails at once, with the list of those missing.  A prediction of another size than its ground truth is an
-    error, unless it is smaller and ``upsample`` asks for nearest-neighbour upsampling.
+    missing one fails at once, with the list of those missing.  Then :func:`label_map_confusion`.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     require_files(pred_dir, names, "predictions")
     require_files(gt_dir, names, "ground-truth label maps")
     conf = np.zeros((num_classes, num_classes), np.int64)
     for name in names:
-        gt = load_label_png(gt_dir / f"{name}.png")
-        pred_path = pred_dir / f"{name}.png"
-        pred = load_label_png(pred_path)
-        if pred.shape != gt.shape:
-            smaller = pred.shape[0] <= gt.shape[0] and pred.shape[1] <= gt.shape[1]
-            if not (upsample and smaller):
-                hint = " (pass --upsample to upsample it)" if smaller else ""
-                raise ValueError(f"{pred_path}: prediction is {pred.shape[0]}x{pred.shape[1]} but the "
-                                 f"ground truth is {gt.shape[0]}x{gt.shape[1]}{hint}")
-            pred = np.asarray(Image.fromarray(pred).resize((gt.shape[1], gt.shape[0]), Image.NEAREST))
-        conf += confusion_matrix(gt, pred, num_classes)
+        conf += label_map_confusion(pred_dir / f"{name}.png", gt_dir / f"{name}.png", upsample=upsample,
+                                    num_classes=num_classes)
     return conf
+
+
+class Coverage:
+    """Which images of a list a score counts, and why it leaves out the others.
+
+    ``scored``: the names counted; ``missing``: {what: (folder, names)} of the images without a
+    file (what = ``"CAM"``, ``"ground truth"``, ...); ``failed``: [(name, reason)] of the images
+    whose files are broken.
+    """
+
+    def __init__(self, names):
+        self.names, self.scored, self.missing, self.failed = list(names), [], {}, []
+
+    @property
+    def complete(self):
+        return len(self.scored) == len(self.names)
+
+    def left_out(self):
+        """Why images are left out, counted: ``3 without CAM, 1 failed``."""
+        parts = [f"{len(names)} without {what}" for what, (_, names) in self.missing.items()]
+        return ", ".join(parts + ([f"{len(self.failed)} failed"] if self.failed else []))
+
+    def count(self, where="listed below"):
+        """``13 images``, or when some are left out ``10 of 13 images (3 without CAM, listed below)``."""
+        if self.complete:
+            return f"{len(self.names)} images"
+        return f"{len(self.scored)} of {len(self.names)} images ({self.left_out()}, {where})"
+
+    def listing(self, step):
+        """The images left out: a line per missing kind of file (the first few names and the
+        count), and a line ``<step>: <name>: <reason>`` per failed image, as per-image steps log."""
+        lines = [f"{step}: {len(names)} of {len(self.names)} images without {what} in {folder}: {name_some(names)}"
+                 for what, (folder, names) in self.missing.items()]
+        return lines + [f"{step}: {name}: {reason}" for name, reason in self.failed]
+
+
+def score_images(names, count_image, required, total, keep_going=()):
+    """Add ``count_image(name)`` into ``total`` (e.g. a zero (C, C) matrix) for every image that
+    has its files; returns (total, :class:`Coverage`).
+
+    required: [(what, path_of)]: an image whose ``path_of(name)`` is not a file is left out,
+    listed under the first such ``what``.  All are checked before any image is read.
+    keep_going: the exception types of a broken input (``wsgcn.per_image.INPUT_ERRORS``): an
+    image whose ``count_image`` raises one is left out and listed with the error's message;
+    any other exception, and every exception when ``keep_going`` is empty, propagates.
+    """
+    coverage, present = Coverage(names), []
+    for name in names:
+        for what, path_of in required:
+            path = Path(path_of(name))
+            if not path.is_file():
+                coverage.missing.setdefault(what, (path.parent, []))[1].append(name)
+                break
+        else:
+            present.append(name)
+    for name in present:
+        try:
+            total += count_image(name)
+        except tuple(keep_going) as error:
+            coverage.failed.append((name, " ".join(str(error).split()) or type(error).__name__))
+            continue
+        coverage.scored.append(name)
+    return total, coverage
 
 
 def write_confusion_csv(path, conf, class_names=CLASS_NAMES):

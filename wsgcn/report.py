@@ -7,7 +7,9 @@ Stage I (pseudo labels of ``--list``), then with ``--seg_val_list`` Stage II: De
 of those images without and with the CRF, and with ``--upper_bound`` the labels of the same
 network trained on the ground truth, and the ratio of the two, as WSSS papers report it.
 Any list with ground truth works (``train``, ``train_aug``, ``val``); an image of a list
-without its ground-truth map is an error naming the images (exit status 1).
+without its ground-truth map is an error naming the images (exit status 1).  A stage whose
+outputs exist for only some images is scored on those, and a line under the table says so:
+``GCN: 10 of 13 images (3 without labels: a, b, c)``.
 """
 import argparse
 import sys
@@ -15,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from wsgcn.cams import cam_confusion
-from wsgcn.scores import find_score_file
+from wsgcn.cams import cam_scores
 from wsgcn.io import load_label_png
 from wsgcn.layout import WorkDir
-from wsgcn.metrics import evaluate_label_maps, mean_iou, require_files, summary_header, summary_line
+from wsgcn.metrics import (label_map_confusion, load_ground_truth, mean_iou, name_some, require_files,
+                           score_images, summary_header, summary_line)
+from wsgcn.scores import find_score_file
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 
@@ -28,7 +31,7 @@ def partial_label_stats(folder, voc, names):
     the fraction of labelled pixels that are right, and of the valid pixels that are labelled."""
     right = labelled = valid = 0
     for name in names:
-        gt, labels = voc.load_gt(name), load_label_png(folder / f"{name}.png")
+        gt, labels = load_ground_truth(voc.gt_path(name), voc.image_path(name)), load_label_png(folder / f"{name}.png")
         if labels.shape != gt.shape:
             raise ValueError(f"{folder / name}.png: partial labels {labels.shape} but ground truth {gt.shape}")
         counted = (gt < NUM_CLASSES) & (labels != IGNORE_INDEX)
@@ -45,43 +48,76 @@ STAGES = (  # (row name, WorkDir attribute of its label folder)
 )
 
 
-def stage_rows(work, voc, names, cam_eval_thres=0.15):
-    """(stage, confusion matrix) for each stage whose outputs exist for every image.
+def label_map_scores(folder, voc, names, complete_only=False):
+    """(confusion matrix, Coverage) of the label maps ``folder/<name>.png`` of the images that
+    have one (:func:`wsgcn.metrics.score_images`; a broken file is an error); None when no
+    image has one, or with ``complete_only`` when some image has none."""
+    label_map = lambda name: Path(folder) / f"{name}.png"  # noqa: E731
+    if not (all if complete_only else any)(label_map(n).is_file() for n in names):
+        return None
+    return score_images(names, lambda n: label_map_confusion(label_map(n), voc.gt_path(n), voc.image_path(n)),
+                        [("labels", label_map), ("ground truth", voc.gt_path)],
+                        np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64))
+
+
+def stage_scores(work, voc, names, cam_eval_thres=0.15, complete_only=False):
+    """(stage, confusion matrix, Coverage) for each stage whose outputs exist for some images,
+    scored on those, or with ``complete_only`` for every image.
 
     ``cam_eval_thres``: the CAMs' background score, or a sequence of them (IRN/config.py's
     sweep), of which the first is used.  Every image needs its ground truth.
     """
     require_files(voc.gt_dir, names, "ground-truth label maps")
     rows = []
-    if all(find_score_file(work.cam, n).is_file() for n in names):
+    cams = [find_score_file(work.cam, n).is_file() for n in names]
+    if all(cams) or (any(cams) and not complete_only):
         bg_score = float(np.ravel(cam_eval_thres)[0])
-        rows.append(("CAM", cam_confusion(work.cam, voc, names, bg_score)))
+        confs, coverage = cam_scores(work.cam, voc, names, [bg_score])
+        rows.append(("CAM", confs[0], coverage))
     for stage, attribute in STAGES:
-        folder = getattr(work, attribute)
-        if all((folder / f"{n}.png").is_file() for n in names):
-            rows.append((stage, evaluate_label_maps(folder, voc.gt_dir, names)))
+        scored = label_map_scores(getattr(work, attribute), voc, names, complete_only)
+        if scored is not None:
+            rows.append((stage, *scored))
     return rows
 
 
+def stage_rows(work, voc, names, cam_eval_thres=0.15):
+    """(stage, confusion matrix) for each stage whose outputs exist for every image (the class
+    IoU chart of GCN/visualize.py, which compares stages on the same images)."""
+    return [(stage, conf) for stage, conf, _ in stage_scores(work, voc, names, cam_eval_thres, complete_only=True)]
+
+
 def stage2_rows(work, voc, names, list_path, upper_bound=None):
-    """(row, confusion matrix) for Stage II's labels of ``names`` that exist for every image."""
+    """(row, confusion matrix, Coverage) for Stage II's labels of ``names`` that exist for some images."""
     require_files(voc.gt_dir, names, "ground-truth label maps")
     out = work.deeplab(list_path)
     folders = [("DeepLab", out / "Label"), ("DeepLab + CRF", out / "CRF_Label")]
     if upper_bound:
         folders.append(("DeepLab, ground truth", Path(upper_bound)))
-    return [(row, evaluate_label_maps(folder, voc.gt_dir, names)) for row, folder in folders
-            if all((folder / f"{n}.png").is_file() for n in names)]
+    rows = [(row, label_map_scores(folder, voc, names)) for row, folder in folders]
+    return [(row, *scored) for row, scored in rows if scored is not None]
 
 
 def format_table(rows, partial=None):
     """The mIoU table with IRNet's false-positive and false-negative ratios (means over the
-    object classes, :func:`wsgcn.metrics.class_scores`); ``partial`` = (precision, coverage) of
-    the partial labels, when made."""
-    lines = [summary_header("labels", 22)] + [summary_line(stage, conf, 22) for stage, conf in rows]
+    object classes, :func:`wsgcn.metrics.class_scores`).  rows: (stage, confusion matrix,
+    Coverage); a stage scored on only some images gets a line under the table saying on how
+    many, and which it lacks.  ``partial`` = (precision, coverage, images scored, images
+    listed) of the partial labels, when made."""
+    lines = [summary_header("labels", 22)] + [summary_line(stage, conf, 22) for stage, conf, _ in rows]
+    lines += [f"{stage}: {len(coverage.scored)} of {len(coverage.names)} images "
+              f"({_left_out_names(coverage)})" for stage, _, coverage in rows if not coverage.complete]
     if partial is not None:
-        lines.append(f"partial labels: precision {100 * partial[0]:.2f} %, coverage {100 * partial[1]:.2f} %")
+        precision, coverage, scored, total = partial
+        lines.append(f"partial labels: precision {100 * precision:.2f} %, coverage {100 * coverage:.2f} %"
+                     + (f" ({scored} of {total} images)" if scored < total else ""))
     return "\n".join(lines)
+
+
+def _left_out_names(coverage):
+    """'3 without labels: a, b, c'."""
+    return "; ".join(f"{len(names)} without {what}: {name_some(names, 3)}"
+                     for what, (_, names) in coverage.missing.items())
 
 
 def main(argv=None):
@@ -108,30 +144,38 @@ def main(argv=None):
 def print_stage1(work, voc, list_path, cam_eval_thres, required=True):
     """The Stage I table of ``list_path``; 1 if ``required`` and no stage has outputs."""
     names = read_image_list(list_path)
-    rows = stage_rows(work, voc, names, cam_eval_thres)
+    rows = stage_scores(work, voc, names, cam_eval_thres)
     if not rows:
         print(f"report: no Stage I outputs for {list_path} under {work.root}", file=sys.stderr)
         return 1 if required else 0
     partial = None
-    if all((work.partial_labels_full / f"{n}.png").is_file() for n in names):
-        partial = partial_label_stats(work.partial_labels_full, voc, names)
+    labelled = [n for n in names if (work.partial_labels_full / f"{n}.png").is_file()]
+    if labelled:
+        partial = (*partial_label_stats(work.partial_labels_full, voc, labelled), len(labelled), len(names))
     print(f"Stage I on {len(names)} images ({list_path}):")
     print(format_table(rows, partial))
     return 0
 
 
 def print_stage2(work, voc, list_path, upper_bound=""):
-    """The Stage II table of ``list_path``, and the ratio to the upper bound when given."""
+    """The Stage II table of ``list_path``, and the ratio to the upper bound when given and
+    scored on the same images."""
     names = read_image_list(list_path)
-    rows = dict(stage2_rows(work, voc, names, list_path, upper_bound))
-    if "DeepLab" not in rows:
+    rows = stage2_rows(work, voc, names, list_path, upper_bound)
+    by_row = {row: (conf, coverage) for row, conf, coverage in rows}
+    if "DeepLab" not in by_row:
         print(f"report: no Stage II labels for {list_path} in {work.deeplab(list_path)}", file=sys.stderr)
         return 1
     print(f"\nStage II on {len(names)} images ({list_path}):")
-    print(format_table(list(rows.items())))
-    if "DeepLab, ground truth" in rows:
-        ratio = mean_iou(rows["DeepLab"]) / mean_iou(rows["DeepLab, ground truth"])
-        print(f"DeepLab on the pseudo labels / on the ground truth: {100 * ratio:.1f} %")
+    print(format_table(rows))
+    if "DeepLab, ground truth" in by_row:
+        (pseudo, pseudo_images), (upper, upper_images) = by_row["DeepLab"], by_row["DeepLab, ground truth"]
+        if pseudo_images.scored == upper_images.scored:
+            ratio = mean_iou(pseudo) / mean_iou(upper)
+            print(f"DeepLab on the pseudo labels / on the ground truth: {100 * ratio:.1f} %")
+        else:  # a ratio of scores on different images would be no ratio of the two networks
+            print("DeepLab on the pseudo labels / on the ground truth: not computed, the two rows score "
+                  "different images")
     return 0
 
 

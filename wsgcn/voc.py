@@ -24,32 +24,45 @@ CAT_INDEX = {name: i for i, name in enumerate(CAT_LIST)}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # dropped from a list's names, in any case
+
+
+def image_name(token):
+    """The image name in a list token: its last path component less a trailing image or label
+    extension (``/JPEGImages/x.y.jpg`` -> ``x.y``).  Other dots belong to the name: ``a.b``
+    stays ``a.b``."""
+    base = token.rsplit("/", 1)[-1]
+    stem, dot, extension = base.rpartition(".")
+    return stem if dot and f".{extension.lower()}" in IMAGE_EXTENSIONS else base
 
 
 def read_image_list(path):
     """Image names of a list file, in order.
 
     Each line is a bare name (``2007_000032``) or a DeepLab-style pair
-    (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``); blank lines are
-    skipped.  An empty list, or a line of another shape, is an error naming the file and line.
+    (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``), read by
+    :func:`image_name`; blank lines are skipped.  An empty list, a line of another shape, or a
+    name given twice is an error naming the file and the lines.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image list not found: {path}")
-    names = []
+    line_of = {}  # name -> the line that named it first
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         tokens = line.split()
         if not tokens:
             continue
         if len(tokens) > 2:
             raise ValueError(f"{path}:{lineno}: expected a name or an 'image label' pair, got {line!r}")
-        name = Path(tokens[0]).stem if "/" in tokens[0] or "." in tokens[0] else tokens[0]
+        name = image_name(tokens[0])
         if not name:
             raise ValueError(f"{path}:{lineno}: no image name in {line!r}")
-        names.append(name)
-    if not names:
+        if name in line_of:  # it would be trained on, or scored, twice
+            raise ValueError(f"{path}:{line_of[name]} and {path}:{lineno} both name {name}")
+        line_of[name] = lineno
+    if not line_of:
         raise ValueError(f"image list is empty: {path}")
-    return names
+    return list(line_of)  # dicts keep the order of insertion
 
 
 def labels_to_multi_hot(indices, source):
@@ -66,7 +79,8 @@ def labels_to_multi_hot(indices, source):
 def load_cls_label_table(path, allow_pickle=False):
     """Image-level labels from a table: {name: (20,) float32 multi-hot}.
 
-    The plain-text table has one image per line, ``name idx idx ...``.  IRNet's pickled
+    The plain-text table has one image per line, ``name idx idx ...``; an image named twice
+    must have the same classes both times (which of two would be its label?).  IRNet's pickled
     ``cls_labels.npy`` dict (name -> multi-hot) is read only with ``allow_pickle=True``.
     """
     path = Path(path)
@@ -78,7 +92,7 @@ def load_cls_label_table(path, allow_pickle=False):
                              "trust it, or use the plain-text table")
         table = np.load(path, allow_pickle=True).item()
         return {str(k): np.asarray(v, np.float32).reshape(NUM_OBJECT_CLASSES) for k, v in table.items()}
-    table = {}
+    table, line_of = {}, {}
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         tokens = line.split()
         if not tokens:
@@ -87,7 +101,11 @@ def load_cls_label_table(path, allow_pickle=False):
             indices = [int(t) for t in tokens[1:]]
         except ValueError:
             raise ValueError(f"{path}:{lineno}: class indices must be integers, got {line!r}") from None
-        table[tokens[0]] = labels_to_multi_hot(indices, f"{path}:{lineno}")
+        name, labels = tokens[0], labels_to_multi_hot(indices, f"{path}:{lineno}")
+        if name in table and not np.array_equal(table[name], labels):
+            raise ValueError(f"{path}:{line_of[name]} and {path}:{lineno} give image {name} different classes")
+        table[name] = labels
+        line_of.setdefault(name, lineno)
     return table
 
 

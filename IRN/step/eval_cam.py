@@ -4,11 +4,14 @@ With several background scores (``--cam_eval_thres 0.05:0.60:0.05``), a sweep: t
 accuracy and the object classes' mean FP and FN at each score, then the best score, which is
 chosen on the ground truth of the evaluated images (an oracle choice, not a tuned setting).
 """
+import sys
+
 import numpy as np
 
-from wsgcn.cams import cam_confusions
+from wsgcn.cams import cam_scores
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import format_iou_table, mean_iou, summary_header, summary_line
+from wsgcn.per_image import INPUT_ERRORS, StepFailed
 from wsgcn.voc import VOC12, read_image_list
 
 
@@ -32,13 +35,31 @@ def format_sweep(thresholds, confs):
 
 
 def run(cfg):
+    """Score the images of the infer list that have a CAM and a ground truth; if some have not
+    (make_cam failed them) or their files are broken, print the score of the others, name the
+    ones left out, and raise StepFailed: run_sample goes on with the later steps."""
     names = read_image_list(cfg.infer_list)
     thresholds = sorted(set(float(t) for t in np.atleast_1d(cfg.cam_eval_thres)))
-    confs = cam_confusions(WorkDir(cfg.work_dir).cam, VOC12(cfg.voc12_root), names, thresholds, cfg.allow_pickle)
+    confs, coverage = cam_scores(WorkDir(cfg.work_dir).cam, VOC12(cfg.voc12_root), names, thresholds,
+                                 cfg.allow_pickle, keep_going=INPUT_ERRORS)
     if len(thresholds) == 1:
-        print(f"eval_cam: {len(names)} images, background score {thresholds[0]}")
-        print(format_iou_table(confs[0]))
+        print(f"eval_cam: {coverage.count()}, background score {thresholds[0]}")
+        if coverage.scored:
+            print(format_iou_table(confs[0]))
+    else:
+        print(f"eval_cam: {coverage.count()}, {len(thresholds)} background scores from {format_score(thresholds[0])} "
+              f"to {format_score(thresholds[-1])}; FP and FN are the object classes' means")
+        if coverage.scored:
+            print(format_sweep(thresholds, confs))
+    report_left_out("eval_cam", coverage)
+
+
+def report_left_out(step, coverage):
+    """Name the images a step's score leaves out (stderr, after the table) and raise StepFailed;
+    nothing when it scored them all."""
+    if coverage.complete:
         return
-    print(f"eval_cam: {len(names)} images, {len(thresholds)} background scores from "
-          f"{format_score(thresholds[0])} to {format_score(thresholds[-1])}; FP and FN are the object classes' means")
-    print(format_sweep(thresholds, confs))
+    sys.stdout.flush()  # the table first, then the images it lacks
+    print("\n".join(coverage.listing(step)), file=sys.stderr, flush=True)
+    raise StepFailed(f"{step}: scored {len(coverage.scored)} of {len(coverage.names)} images; "
+                     f"{coverage.left_out()} (listed above)")

@@ -35,10 +35,10 @@ from DeepLab.net.deeplab_v2 import deeplab_v2
 from DeepLab.net.weights import load_deeplab
 from wsgcn import distributed
 from wsgcn.crf import CRFParams, dense_crf
-from wsgcn.io import save_label_png, save_npz
+from wsgcn.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.runtime import resolve_device
+from wsgcn.runtime import resolve_device, worker_init_fn
 from wsgcn.scripts import script_main
 from wsgcn.voc import NUM_CLASSES, VOC12, read_image_list
 
@@ -117,6 +117,10 @@ class Outputs:
     def server(self, name):
         return self.folder / COMP6 / f"{name}.png"
 
+    def folders(self):
+        """Every folder the step writes to."""
+        return sorted({path.parent for path in self.of("x")})
+
     def crf_paths(self, name):
         """The files the CRF labels go to."""
         return [self.crf_label(name)] + ([self.server(name)] if self.test_images else [])
@@ -138,7 +142,8 @@ class CRFWorkers:
 
     def __enter__(self):
         if self.workers > 0:
-            self.pool = multiprocessing.get_context("fork").Pool(self.workers)
+            # its workers end with this process, however it ends (wsgcn.runtime.worker_init)
+            self.pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=worker_init_fn())
         return self
 
     def submit(self, name, fn, *args):
@@ -175,6 +180,7 @@ def run(cfg):
     model = build_model(cfg, weights, device, channels_last)  # a checkpoint that does not fit: exit 2, before any image
     test_images = not any(voc.gt_path(name).is_file() for name in names)  # the same answer in every process
     outputs = Outputs(out_dir, cfg, test_images)
+    prepare_outputs(outputs.folders())
     failures = Failures("DeepLab infer", out_dir / "Label")
     todo = pending_images(names, outputs.of, lambda name: [weights], cfg.overwrite, failures)
     done = 0

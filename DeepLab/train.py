@@ -18,6 +18,7 @@ continues from it) and TensorBoard scalars under ``<work_dir>/logs/deeplab``.  U
 each process trains on its share of every batch (DistributedDataParallel).
 """
 import contextlib
+import functools
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
-from DeepLab.datasets import TrainDataset, input_convention, resize_labels
+from DeepLab.datasets import TrainDataset, check_label, input_convention, resize_labels
 from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import initialise
 from IRN.config import IRNConfig
@@ -33,8 +34,11 @@ from IRN.net.checkpoint import save_checkpoint
 from IRN.training import (load_training_state, log_writer, poly_schedule, resume_path, save_training_state,
                           train_loader)
 from wsgcn import distributed
+from wsgcn.io import load_label_png, prepare_outputs
 from wsgcn.layout import WorkDir
+from wsgcn.per_image import Failures
 from wsgcn.runtime import progress, resolve_device
+from wsgcn.screening import image_size_of, screen_training_list
 from wsgcn.scripts import script_main
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
@@ -71,18 +75,24 @@ def check_config(cfg):
     input_convention(cfg)
 
 
-def training_names(cfg, voc, label_dir):
-    """The training list, every image and label file checked to exist."""
+def check_training_pair(voc, label_dir, name):
+    """One image's training input: the image's header, and its label map of the same size holding
+    0..20 or 255 only (decoded: label PNGs are cheap); returns ``name``."""
+    size = image_size_of(voc.image_path(name))
+    path = label_dir / f"{name}.png"
+    check_label(load_label_png(path), path, size)
+    return name
+
+
+def training_names(cfg, voc, label_dir, failures):
+    """The training list less its bad images (wsgcn/screening.py, :func:`check_training_pair`),
+    which are named and added to ``failures`` (``logs/deeplab/failures.txt``, beside the
+    TensorBoard logs); more than 5 % bad, or no label folder, is an error."""
     if not label_dir.is_dir():
         raise FileNotFoundError(f"label folder not found: {label_dir} (--label_dir; '' = "
                                 f"<work_dir>/GCN4DeepLab/CRF_Label, written by GCN/CRF.py)")
-    names = read_image_list(cfg.train_list)
-    for what, path_of in (("images", voc.image_path), ("label maps", lambda name: label_dir / f"{name}.png")):
-        missing = [path_of(name) for name in names if not path_of(name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} of the {len(names)} {what} of {cfg.train_list} are missing, "
-                                    f"e.g. {missing[0]}")
-    return names
+    return screen_training_list(read_image_list(cfg.train_list), functools.partial(check_training_pair, voc, label_dir),
+                                failures, cfg.num_workers, cfg.quiet, cfg.train_list, upstream=label_dir)
 
 
 def endless_batches(loader, start):
@@ -115,7 +125,9 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     label_dir = Path(cfg.label_dir) if cfg.label_dir else work.crf_label
-    dataset = TrainDataset(voc, training_names(cfg, voc, label_dir), label_dir, cfg, seed=cfg.seed)
+    prepare_outputs([work.logs / "deeplab"], [work / cfg.weights_name, resume_path(work / cfg.weights_name)])
+    failures = Failures("deeplab train", work.logs / "deeplab")
+    dataset = TrainDataset(voc, training_names(cfg, voc, label_dir, failures), label_dir, cfg, seed=cfg.seed)
     loader = train_loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, device)
 
     model = build_model(cfg, work, device)
@@ -181,6 +193,7 @@ def run(cfg):
         print(f"deeplab train: {cfg.iterations - start} iterations in {time.time() - began:.0f} s, {final}"
               f"weights {weights}", flush=True)
     distributed.barrier()
+    failures.finish()
 
 
 def main(argv=None):

@@ -12,7 +12,7 @@ import numpy as np
 
 from GCN.config import PROFILES, GCNConfig
 from wsgcn.crf import dense_crf
-from wsgcn.io import save_label_png, save_npz
+from wsgcn.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures, map_images, pending_images
 from wsgcn.scores import find_score_file, load_probs
@@ -39,6 +39,7 @@ def refine_image(cfg, voc, work, name):
 
 def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    prepare_outputs([work.crf_logit, work.crf_label])
     job = functools.partial(refine_image, cfg, voc, work)
     failures = Failures("CRF", work.crf_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from GCN.config import PROFILES, GCNConfig
 from GCN.inputs import grid_cams, grid_image
 from GCN.partial_labels import partial_pseudo_labels
-from wsgcn.io import save_label_png
+from wsgcn.io import prepare_outputs, save_label_png
 from wsgcn.layout import WorkDir, strided_size
 from wsgcn.per_image import Failures, map_images, pending_images
 from wsgcn.scores import find_score_file
@@ -41,6 +41,7 @@ def make_partial_labels(cfg, voc, work, name):
 
 def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    prepare_outputs([work.partial_labels, work.partial_labels_full])
     failures = Failures("make_dataset", work.partial_labels)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
                            lambda name: [find_score_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)

@@ -17,7 +17,6 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tensorboardX import SummaryWriter
 
 from GCN.batch import GridBatch
 from GCN.config import PROFILES, GCNConfig
@@ -28,11 +27,12 @@ from GCN.losses import total_loss
 from GCN.models import StackedGCN
 from wsgcn import distributed
 from wsgcn.cams import labels_with_background
-from wsgcn.io import save_label_png, save_npz
+from wsgcn.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import INPUT_ERRORS, Failures, failure_reason, map_images, pending_images
 from wsgcn.runtime import resolve_device
 from wsgcn.scripts import script_main
+from wsgcn.tensorboard import ScalarLog
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 
@@ -120,7 +120,7 @@ class GCNOutputs:
     def __init__(self, work):
         self.work, self.count = work, 0
         rank = "" if distributed.world_size() == 1 else f"_rank{distributed.rank()}"
-        self.writer = SummaryWriter(str(work.logs / f"gcn{rank}"))
+        self.writer = ScalarLog(work.logs / f"gcn{rank}")
 
     def write(self, inputs, label_map, labels, prob, losses):
         save_npz(self.work.gcn_logit / f"{inputs.name}.npz", keys=labels, prob=prob)
@@ -168,6 +168,7 @@ def train_and_write(batch, cfg, device, out, failures):
 def run(cfg):
     device = resolve_device(cfg.device)
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    prepare_outputs([work.gcn_logit, work.gcn_label, work.logs])
     failures = Failures("GCN", work.gcn_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
                            lambda name: input_files(work, name), cfg.overwrite, failures)

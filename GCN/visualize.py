@@ -21,7 +21,7 @@ from GCN.config import PROFILES, GCNConfig
 from IRN.config import IRNConfig
 from wsgcn.scores import find_score_file, load_cams
 from wsgcn.config import CommonConfig, field, parse_config
-from wsgcn.io import load_label_png
+from wsgcn.io import EnvironmentFault, load_label_png, prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import write_class_iou_csv
 from wsgcn.plots import (PANEL_GAP_PX, PANEL_PX, cam_overlay, colour_labels, plot_class_iou,
@@ -121,6 +121,7 @@ def run(cfg):
     names = chosen_names(cfg, listed)
     check_inputs(voc, names)
     out = Path(cfg.out) if cfg.out else work / "visualize"
+    prepare_outputs([out])
     for name in names:
         panels, shown = image_panels(cfg, voc, work, name)
         plot_panel_row(out / f"{name}.png", panels, shown, cfg.panel_px)
@@ -143,6 +144,9 @@ def main(argv=None):
     except (ImportError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"visualize.py: error: {e}", file=sys.stderr)
         return 1
+    except EnvironmentFault as e:  # a full disk, an unwritable folder
+        print(f"visualize.py: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

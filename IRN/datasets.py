@@ -23,18 +23,20 @@ def normalize(img):
 def rescale(img, scale, order):
     """Rescale an (H, W[, 3]) uint8 array to (round(H*s), round(W*s)) with PIL, as IRNet's
     ``pil_rescale``: bicubic for images (``order=3``), nearest for label maps (``order=0``).
-    The result stays uint8 (PIL rounds and clips it); an unchanged size returns the input."""
+    The result stays uint8 (PIL rounds and clips it); an unchanged size returns the input.  A
+    side that would round to 0 keeps 1 pixel (IRNet would fail on such an image: a 1-pixel-wide
+    image at scale 0.5)."""
     if order not in (0, 3):
         raise ValueError(f"rescale: order must be 0 (nearest) or 3 (bicubic), got {order}")
     img = np.asarray(img)
     if img.dtype != np.uint8:
         raise ValueError(f"rescale: expected a uint8 array, got {img.dtype}")
     h, w = img.shape[:2]
-    out_h, out_w = int(np.round(h * scale)), int(np.round(w * scale))
+    if not scale > 0:
+        raise ValueError(f"rescale: scale must be positive, got {scale}")
+    out_h, out_w = max(1, int(np.round(h * scale))), max(1, int(np.round(w * scale)))
     if (out_h, out_w) == (h, w):
         return img
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"rescale: a {h}x{w} image at scale {scale} would be {out_h}x{out_w}")
     resample = Image.BICUBIC if order == 3 else Image.NEAREST
     return np.array(Image.fromarray(img).resize((out_w, out_h), resample))
 
@@ -68,7 +70,9 @@ def top_left_box(size, crop):
 
 
 def chw(img):
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    """(H, W, C) array -> (C, H, W) tensor, a C-ordered copy: np.ascontiguousarray would keep the
+    negative stride of a flipped image one pixel wide, which torch refuses."""
+    return torch.from_numpy(img.transpose(2, 0, 1).copy())
 
 
 class SeededDataset(Dataset):

@@ -7,12 +7,13 @@ saves, ``keys`` and ``cam`` as torch tensors and ``high_res`` as a numpy array. 
 reads such a folder back (with ``--allow_pickle True``).
 """
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from wsgcn.io import atomic_path
+from wsgcn.io import EnvironmentFault, atomic_path, prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.scores import find_score_file, load_cams
 from wsgcn.voc import read_image_list
@@ -21,7 +22,7 @@ from wsgcn.voc import read_image_list
 def export_cams(cam_dir, names, out_dir):
     """Write ``out_dir/<name>.npy`` for every name; returns how many."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_outputs([out_dir])
     for name in names:
         cams = load_cams(find_score_file(cam_dir, name))
         irnet = {"keys": torch.from_numpy(cams["classes"]), "cam": torch.from_numpy(cams["cam"]),
@@ -38,7 +39,11 @@ def main(argv=None):
     parser.add_argument("--list", default="Data/VOC12/train.txt")
     parser.add_argument("--out", required=True, help="folder for the <name>.npy files")
     args = parser.parse_args(argv)
-    count = export_cams(WorkDir(args.work_dir).cam, read_image_list(args.list), args.out)
+    try:
+        count = export_cams(WorkDir(args.work_dir).cam, read_image_list(args.list), args.out)
+    except (FileNotFoundError, ValueError, EnvironmentFault) as e:
+        print(f"export_cams.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"export_cams: {count} images to {args.out}")
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from wsgcn.config import CommonConfig, field
-from wsgcn.io import save_npz
+from wsgcn.io import prepare_outputs, save_npz
 from wsgcn.layout import WorkDir, strided_size
 from wsgcn.per_image import Failures, map_images, pending_images
 from wsgcn.scores import read_archive
@@ -130,13 +130,16 @@ def run(cfg):
     src = Path(cfg.src)
     if not cfg.src or not src.is_dir():
         raise FileNotFoundError(f"--src {cfg.src!r}: not a folder of CAM files")
-    if not cfg.allow_pickle and any(src.glob("*.npy")):
+    # hidden files are not CAMs (e.g. the temporaries of a killed export, .<name>.<random>.part.npy)
+    if not cfg.allow_pickle and any(not p.name.startswith(".") for p in src.glob("*.npy")):
         raise ValueError(f"{src} holds .npy CAM files, which are pickles: loading one runs code from it. If the "
                          f"folder is yours or trusted, pass --allow_pickle True (nothing was written)")
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    prepare_outputs([work.cam])
     failures = Failures("import_cams", work.cam)
     names = pending_images(read_image_list(cfg.list), lambda name: [work.cam / f"{name}.npz"],
-                           lambda name: [p for p in (src / f"{name}.npz", src / f"{name}.npy") if p.is_file()],
+                           lambda name: [voc.labels_path(name)] + [p for p in (src / f"{name}.npz", src / f"{name}.npy")
+                                                                   if p.is_file()],
                            cfg.overwrite, failures)
     job = functools.partial(import_cam, cfg, voc, work)
     done = sum(1 for _ in map_images(job, names, cfg.num_workers, "import_cams", cfg.quiet, failures))

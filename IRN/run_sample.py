@@ -17,6 +17,7 @@ from IRN.config import PROFILES, IRNConfig
 from IRN.net.resnet50_cam import load_cam_net
 from IRN.net.resnet50_irn import load_irnet
 from wsgcn import distributed
+from wsgcn.io import prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import StepFailed
 from wsgcn.scripts import script_main
@@ -35,9 +36,9 @@ EVALUATION = {"eval_cam_pass", "eval_sem_seg_pass"}  # rank 0 only, after every 
 
 
 def preflight(cfg):
-    """Fail before any work: a missing data set or images, unreadable or empty lists, and
-    weights that the selected steps read but do not train themselves that are missing or of
-    the wrong architecture."""
+    """Fail before any work: a missing data set or images, unreadable or empty lists, weights
+    that the selected steps read but do not train themselves that are missing or of the wrong
+    architecture, and output folders that cannot be written."""
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     for list_path in (cfg.train_list, cfg.infer_list, cfg.val_list):
         if list_path:
@@ -55,6 +56,10 @@ def preflight(cfg):
         load_cam_net(work / cfg.cam_weights_name)
     if not cfg.train_irn_pass and cfg.make_sem_seg_pass:
         load_irnet(work / cfg.irn_weights_name)
+    for flag, module in STEPS:  # every output folder writable, and no debris of a killed run in it
+        places = getattr(importlib.import_module(module), "output_places", None)
+        if getattr(cfg, flag) and places is not None:
+            prepare_outputs(*places(cfg))
 
 
 def run(cfg):

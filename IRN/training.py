@@ -5,13 +5,14 @@ import itertools
 from pathlib import Path
 
 import torch
-from tensorboardX import SummaryWriter
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from wsgcn import distributed
-from wsgcn.io import atomic_path
-from wsgcn.runtime import progress
+from IRN.net.checkpoint import load_torch_file
+from wsgcn.io import save_torch
+from wsgcn.tensorboard import ScalarLog
+from wsgcn.runtime import progress, worker_init_fn
 
 
 def make_optimizer(kind, param_groups, weight_decay):
@@ -62,12 +63,13 @@ def train_loader(dataset, batch_size, num_workers, seed, device=None):
                              drop_last=True)
     # Workers are not persistent: each epoch's workers get the dataset's new epoch (augmentation seed).
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
-                      pin_memory=device is not None and torch.device(device).type == "cuda")
+                      pin_memory=device is not None and torch.device(device).type == "cuda",
+                      worker_init_fn=worker_init_fn())
 
 
 def log_writer(log_dir):
-    """TensorBoard writer in rank 0; None elsewhere."""
-    return SummaryWriter(str(log_dir)) if distributed.is_main() else None
+    """TensorBoard scalars (:class:`wsgcn.tensorboard.ScalarLog`) in rank 0; None elsewhere."""
+    return ScalarLog(log_dir) if distributed.is_main() else None
 
 
 def _rng_state():
@@ -84,15 +86,18 @@ def save_training_state(path, model, optimizer, scheduler, epoch, step, max_step
              "epoch": epoch, "step": step, "max_step": max_step, "rng": _rng_state()}
     if run is not None:
         state["run"] = dict(run)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)
 
 
 def load_training_state(path, model, optimizer, scheduler, max_step, run=None):
     """Restore what :func:`save_training_state` wrote; returns (epochs done, step).  A state
     made for another number of steps, or (given ``run``) another run description, is an error."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    start_over = "; delete it, or pass --resume False to start over"
+    state = load_torch_file(path, "resume state", start_over)
+    expected = {"model", "optimizer", "scheduler", "epoch", "step", "max_step", "rng"}
+    if not isinstance(state, dict) or not expected <= set(state):
+        raise ValueError(f"{path}: not a resume state of this project (it lacks "
+                         f"{sorted(expected - set(state)) if isinstance(state, dict) else 'everything'}){start_over}")
     if run is not None and state.get("run") != dict(run):
         saved = state.get("run") or {}
         changed = ", ".join(f"{key} {saved.get(key)!r} -> {run.get(key)!r}" for key in dict.fromkeys([*saved, *run])
@@ -101,10 +106,13 @@ def load_training_state(path, model, optimizer, scheduler, max_step, run=None):
     if state["max_step"] != max_step:
         raise ValueError(f"{path}: made for a run of {state['max_step']} steps, this one has {max_step} "
                          f"(other epochs, batch size, list or process count); use --resume False to start over")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["cpu"])  # a "cuda" entry of older states is not needed
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["cpu"])  # a "cuda" entry of older states is not needed
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:  # made for another network or optimiser
+        raise ValueError(f"{path}: does not fit this run ({' '.join(str(e).split())[:300]}){start_over}") from None
     return state["epoch"], state["step"]
 
 

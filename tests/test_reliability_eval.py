@@ -237,3 +237,29 @@ def test_eval_json_to_a_folder_is_refused_before_evaluating(tmp_path, capsys, fl
     assert err == f"eval.py: error: {flag} {tmp_path / 'file/sub/scores'} cannot be written: {tmp_path / 'file'} " \
                   f"is not a folder\n"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_run_sample_goes_on_through_train_irn_and_the_gcn_inputs_after_make_cam_failed_an_image(
+        irn_run, demo_root, tmp_path, capsys):
+    """The whole IRN stage after a bad image: cam_to_ir_label fails it again, train_irn leaves it
+    out (an earlier step's failure: no 5 % refusal), make_sem_seg fails it, and the others get
+    every output; exit 1."""
+    demo = copy_demo(demo_root, tmp_path)
+    names = read_image_list(demo_root / "train.txt")[:3]
+    bad, good = names[1], [names[0], names[2]]
+    (demo / "VOC2012/JPEGImages" / f"{bad}.jpg").write_bytes(b"")
+    work = WorkDir(tmp_path / "work")
+    argv = irn_argv(irn_run, demo, work.root, write_list(tmp_path / "list.txt", names),
+                    {"make_cam", "eval_cam", "cam_to_ir_label", "train_irn", "make_sem_seg", "eval_sem_seg"},
+                    "--irn_batch_size", "2", "--irn_num_epoches", "1")
+    argv[argv.index("--irn_weights_name") + 1] = "sess/irn.pth"  # not the shared run's weights
+
+    assert exit_status(run_sample.main, argv) == 1
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    for step in ("make_cam", "eval_cam", "cam_to_ir_label", "train_irn", "make_sem_seg_labels", "eval_sem_seg"):
+        assert f"[{step}] done in" in out.out
+    assert (work.root / "sess/irn.pth").is_file()
+    assert f"train_irn: {bad}: failed in an earlier step" in out.err
+    for folder in (work.cam, work.ir_label, work.sem_seg, work.boundary, work.features):
+        assert sorted(p.stem for p in folder.glob("demo_*")) == good

@@ -1,16 +1,24 @@
-"""File formats shared by every step: palette PNG label maps and score archives.
+"""File formats shared by every step: palette PNG label maps and score archives, and what
+a step does with its output folders.
 
 Every writer goes through :func:`atomic_path`, so an interrupted run never leaves a
 half-written file behind: the data go to a temporary name in the same folder and are
-renamed into place only once complete.
+renamed into place only once complete.  A full disk or a folder that cannot be written is
+not a fault of the image being written: it is an :class:`EnvironmentFault`, which stops the
+run with one line naming the path.  :func:`prepare_outputs` checks a step's output folders
+before any work and removes the temporaries a killed run left there.
 """
 import contextlib
+import errno
+import glob
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from wsgcn import distributed
 
 
 def voc_colormap(n=256):
@@ -39,25 +47,131 @@ def _current_umask():
 _UMASK = _current_umask()  # read once: os.umask can only be read by setting it
 
 
+class EnvironmentFault(Exception):
+    """The machine, not an input, is at fault: a full disk, a folder that cannot be written, a
+    path through a file.  Not an image failure (every later image would fail the same way): the
+    run stops at once with this one line naming the path (exit status 2).  Deliberately not an
+    OSError, so that the per-image steps' input-error handling never catches it."""
+
+
+# errno -> what to tell the user, for the OSErrors that come from the machine
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device: free some, or write elsewhere (--work_dir)",
+    errno.EDQUOT: "disk quota exceeded: free some space, or write elsewhere (--work_dir)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+
+
+def environment_fault(error, path=None):
+    """The :class:`EnvironmentFault` an error stands for (naming ``path``, or the error's own
+    file): an OSError of :data:`ENVIRONMENT_ERRNOS`, or an error raised while handling one;
+    None otherwise."""
+    if isinstance(error, EnvironmentFault):
+        return error
+    seen = []
+    while error is not None and error not in seen:  # torch.save re-raises a full disk as a RuntimeError
+        if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRNOS:
+            where = path if path is not None else (error.filename or "?")
+            return EnvironmentFault(f"{where}: {ENVIRONMENT_ERRNOS[error.errno]}")
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@contextlib.contextmanager
+def environment_faults(path=None):
+    """Turn the OSErrors of :data:`ENVIRONMENT_ERRNOS` raised in the block into
+    :class:`EnvironmentFault` naming ``path`` (default: the error's file)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        fault = environment_fault(error, path)
+        if fault is None:
+            raise
+        raise fault from None
+
+
+TEMPORARY_MARK = ".part"  # in every temporary name: .<stem>.<random>.part<suffix>
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary name keeps the file's suffix, so writers that look at it (PIL, numpy) pick the
-    right format.  On an exception the temporary file is removed and ``path`` is left untouched.
+    right format.  On an exception the temporary file is removed and ``path`` is left untouched;
+    a full disk or an unwritable folder becomes an :class:`EnvironmentFault` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
+    with environment_faults(path):
+        make_folder(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMPORARY_MARK + path.suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it an ordinary file's mode
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+            raise
+
+
+def make_folder(folder):
+    """mkdir -p, with a file in the way said as such (Python says 'File exists')."""
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it an ordinary file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise EnvironmentFault(f"{folder}: is a file, not a folder") from None
+
+
+def save_torch(path, obj):
+    """``torch.save`` to ``path`` atomically.  Through a Python file object: saving to a path,
+    torch reports a full disk as 'unexpected pos 576 vs 534'; through a file, as the OSError
+    it is."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
+def temporaries(folder, stem="*"):
+    """The temporary files :func:`atomic_path` left in ``folder`` (for files named ``stem.*``)."""
+    pattern = os.path.join(glob.escape(str(folder)), f".{glob.escape(stem) if stem != '*' else '*'}.*{TEMPORARY_MARK}*")
+    return [Path(p) for p in glob.glob(pattern)]
+
+
+def prepare_outputs(folders=(), files=()):
+    """Before a step does any work: make its output ``folders`` and the folders of its output
+    ``files``, check that each can be written (a small probe file is written, flushed and
+    removed, so a full disk shows here and not after hours of work), and remove the temporary
+    files a killed earlier run left: every temporary in ``folders`` (a step's own output
+    folders), only those of ``files`` in theirs (e.g. sess/, shared by several steps).
+    Raises :class:`EnvironmentFault` naming the first folder that fails."""
+    folders = [Path(f) for f in folders]
+    files = [Path(f) for f in files]
+    for folder in dict.fromkeys(folders + [f.parent for f in files]):
+        with environment_faults(folder):
+            make_folder(folder)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+            try:
+                os.write(fd, b"\0" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.remove(probe)
+    debris = []
+    if distributed.is_main():  # the others wait: none of them may have begun a temporary yet
+        debris = [t for folder in folders for t in temporaries(folder)]
+        debris += [t for f in files for t in temporaries(f.parent, f.stem)]
+        for leftover in debris:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    distributed.barrier()
+    return debris
 
 
 def save_label_png(path, label_map):

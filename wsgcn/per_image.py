@@ -4,8 +4,10 @@ data-loading workers (:func:`map_images`), and the images that failed (:class:`F
 
 A bad input (an unreadable or inconsistent file, a wrong shape or value) fails its image: one
 line in ``failures.txt`` and the log, its traceback in ``failures.log``, and the other images
-go on.  Any other exception (TypeError, AttributeError, ...: a bug, not a bad input) stops the
-run with its traceback.
+go on.  A fault of the machine (a full disk, an unwritable folder: :class:`wsgcn.io.EnvironmentFault`)
+stops the run at once with one line, from a worker as from the main process.  Any other
+exception (TypeError, AttributeError, ...: a bug, not a bad input) stops the run with its
+traceback.
 """
 import contextlib
 import os
@@ -18,8 +20,8 @@ from pathlib import Path
 import torch
 
 from wsgcn import distributed
-from wsgcn.io import atomic_path
-from wsgcn.runtime import progress
+from wsgcn.io import EnvironmentFault, atomic_path, environment_fault
+from wsgcn.runtime import progress, worker_init_fn
 
 # What a bad input raises: unreadable files (OSError, EOFError, zip and pickle errors), wrong
 # contents (ValueError, KeyError), and torch's RuntimeError (shape mismatches, out of memory).
@@ -48,12 +50,26 @@ class _PerImage(torch.utils.data.Dataset):
         return len(self.names)
 
     def __getitem__(self, idx):
-        if not self.guard:
-            return self.fn(self.names[idx])
         try:
             return self.fn(self.names[idx])
-        except INPUT_ERRORS as error:  # one bad image must not stop the others
+        except (EnvironmentFault, OSError) as error:
+            fault = environment_fault(error)
+            if fault is not None:  # back to the main process as one line (a worker's traceback is long)
+                return _Fault(str(fault))
+            if not self.guard:
+                raise
             return ImageFailed(self.names[idx], failure_reason(error), traceback.format_exc())
+        except INPUT_ERRORS as error:  # one bad image must not stop the others
+            if not self.guard:
+                raise
+            return ImageFailed(self.names[idx], failure_reason(error), traceback.format_exc())
+
+
+class _Fault:
+    """An :class:`EnvironmentFault` on its way back from a worker (its message)."""
+
+    def __init__(self, message):
+        self.message = message
 
 
 def _as_is(item):
@@ -68,8 +84,10 @@ def map_images(fn, names, num_workers=0, desc="", quiet=False, failures=None):
     With ``failures`` (a :class:`Failures`), an image whose ``fn`` raises is recorded there and
     skipped instead of stopping the run."""
     loader = torch.utils.data.DataLoader(_PerImage(fn, names, failures is not None), batch_size=None,
-                                         num_workers=num_workers, collate_fn=_as_is)
+                                         num_workers=num_workers, collate_fn=_as_is, worker_init_fn=worker_init_fn())
     for result in progress(loader, desc, quiet, total=len(names)):
+        if isinstance(result, _Fault):
+            raise EnvironmentFault(result.message)
         if isinstance(result, ImageFailed):
             failures.add(result.name, result.reason, result.details)
         else:
@@ -149,6 +167,9 @@ class Failures:
         try:
             yield
         except errors as error:
+            fault = environment_fault(error)
+            if fault is not None:  # the machine's fault, not the image's: stop the run
+                raise fault from None
             self.add(name, failure_reason(error), traceback.format_exc())
 
     def finish(self):

@@ -1,8 +1,15 @@
-"""Run-time plumbing shared by every step: device choice, progress bars, per-image seeds and
-warnings.  The bookkeeping of per-image steps is in :mod:`wsgcn.per_image`."""
+"""Run-time plumbing shared by every step: device choice, progress bars, per-image seeds,
+warnings, and the ends of processes (SIGTERM, data-loading workers whose parent died).  The
+bookkeeping of per-image steps is in :mod:`wsgcn.per_image`."""
+import ctypes
+import functools
 import hashlib
+import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 import warnings
 
 import torch
@@ -63,3 +70,89 @@ def image_seed(seed, name):
 def one_line_warnings():
     """Show warnings as one line, ``UserWarning: <message>``, without the source line (scripts only)."""
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM (see :func:`terminate_on_sigterm`).  A BaseException,
+    like KeyboardInterrupt, so that the steps' ``except Exception`` blocks let it through."""
+    exit_status = 128 + signal.SIGTERM  # 143, what a shell reports for a process ended by TERM
+
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second TERM, during the clean-up, ends the process at once
+    raise Terminated("terminated by SIGTERM")
+
+
+def _default_sigterm():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_fork_hook_registered = False
+
+
+def terminate_on_sigterm():
+    """Make SIGTERM end this process as an exception in the main thread would: ``atomic_path``
+    removes the file being written, DataLoader iterators shut their workers down, and the
+    script's main turns :class:`Terminated` into exit status 143.
+
+    Processes forked from here (data-loading workers, pools) keep the default: TERM ends them at
+    once.  A handler raising there would go through multiprocessing's bootstrap (a traceback per
+    worker) and could then wait forever on a result the parent no longer reads; a file such a
+    worker leaves half-written is a ``.<name>.part.*`` temporary, which the step removes when it
+    next starts.  Called from another thread than the main one, it does nothing (only the main
+    thread can set signal handlers)."""
+    global _fork_hook_registered
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_default_sigterm)
+        _fork_hook_registered = True
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _kill_me_when_parent_dies():
+    """Linux: have the kernel send SIGKILL to this process when the thread that forked it ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl in this C library: the watchdog still covers
+        pass
+
+
+def _watch_parent(parent_pid, interval):
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(1)  # not sys.exit: the exit handlers would wait on a pipe nobody reads any more
+
+
+def worker_init(parent_pid, worker_id=None, interval=1.0):
+    """Make this worker process end within about ``interval`` seconds when its parent ends, however
+    it ended (a worker left behind blocks forever writing a result into a pipe nobody reads).
+
+    parent_pid: the pid of the process that made the loader, recorded there (see
+    :func:`worker_init_fn`); None: the parent this worker has now (a fork server, which ends with
+    the process that made the loader).  worker_id is what DataLoader passes, unused.
+
+    Two guards: on Linux the kernel's parent-death signal, which comes at once (it follows the
+    *thread* that started the worker, so a loader must be iterated by a thread that outlives its
+    workers, as the main thread does here); and a daemon thread that polls the parent pid, for
+    systems without that signal.  A parent that died before the signal was set is caught by
+    comparing the parent pid with the recorded one."""
+    _kill_me_when_parent_dies()
+    expected = os.getppid() if parent_pid is None else parent_pid
+    if os.getppid() != expected:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(expected, interval), name="parent-watchdog", daemon=True).start()
+
+
+def worker_init_fn():
+    """``DataLoader(..., worker_init_fn=worker_init_fn())``: workers that end with this process.
+    A partial of a module-level function, so that it pickles under the spawn start method."""
+    # Under the forkserver start method (Python 3.14's default on Linux) the workers' parent is
+    # the fork server, not this process: they watch it instead, and it ends when this process does.
+    parent_pid = None if multiprocessing.get_start_method() == "forkserver" else os.getpid()
+    return functools.partial(worker_init, parent_pid)

@@ -179,6 +179,12 @@ class VOC12:
         """(H, W) uint8 ground-truth label map, 255 = void."""
         return load_label_png(self.gt_path(name))
 
+    def labels_path(self, name):
+        """The file image ``name``'s image-level labels come from (the label table, or its XML
+        annotation): an input of every per-image step that reads them, so that editing it
+        makes their outputs stale (:func:`wsgcn.per_image.pending_images`)."""
+        return Path(self.cls_labels_path) if self.cls_labels is not None else self.annotation_path(name)
+
     def class_labels(self, name):
         """(20,) float32 multi-hot image-level label; an image with no object class is an error."""
         if self.cls_labels is not None:

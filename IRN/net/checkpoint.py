@@ -7,11 +7,12 @@ map each key to the one name our networks use, drop the training-only buffers, a
 strictly, so a checkpoint of another architecture fails at once with its file named.
 """
 import re
+import warnings
 from pathlib import Path
 
 import torch
 
-from wsgcn.io import atomic_path
+from wsgcn.io import save_torch
 
 
 def canonical_state_dict(state, aliases, ignore_prefixes=()):
@@ -33,15 +34,24 @@ def canonical_state_dict(state, aliases, ignore_prefixes=()):
     return {**aliased, **canonical}
 
 
-def read_state_dict(path):
-    """The state dict in ``path``, read without pickle (``weights_only=True``); errors name the file."""
+def load_torch_file(path, what="checkpoint", remedy=""):
+    """What ``torch.save`` wrote to ``path``, read without pickle (``weights_only=True``).  A
+    missing, truncated or foreign file is one line naming the file, ``what`` it should be, and
+    the ``remedy``; torch's own advice to load with ``weights_only=False`` is never passed on."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says enough
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a loadable weights-only checkpoint ({load_error_summary(e)})") from None
+        raise ValueError(f"{path}: not a loadable weights-only {what} ({load_error_summary(e)}){remedy}") from None
+
+
+def read_state_dict(path, what="checkpoint"):
+    """The state dict in ``path``, read without pickle (:func:`load_torch_file`); errors name the file."""
+    state = load_torch_file(path, what)
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
     return state
@@ -71,10 +81,11 @@ def load_error_summary(error):
     if match and match.group(1).strip():
         text = match.group(1).split(". ")[0]
     text = " ".join(text.split())
+    if "weights_only" in text:  # advice of a wording the pattern above does not know
+        text = " ".join(sentence for sentence in re.split(r"(?<=[.!?])\s+", text) if "weights_only" not in sentence)
     return text or type(error).__name__
 
 
 def save_checkpoint(model, path):
     """Write ``model``'s state dict to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    save_torch(path, model.state_dict())

@@ -4,11 +4,10 @@ Output stride 16 (conv1 2, maxpool 2, layer2 2, layer3 2, layer4 1), no dilation
 or fc head.  Weights are kept apart from the architecture: :func:`load_backbone_weights`
 loads ImageNet weights into a built network, or nothing for training from scratch.
 """
-from pathlib import Path
-
-import torch
 import torchvision
 from torch import nn
+
+from IRN.net.checkpoint import read_state_dict
 
 
 def resnet50():
@@ -39,13 +38,10 @@ def load_backbone_weights(net, weights):
         try:
             state = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
         except Exception as e:  # no network, no cache: say what to do instead
-            raise RuntimeError(f"could not fetch torchvision's ImageNet ResNet-50 weights ({e}); pass "
+            raise ValueError(f"could not fetch torchvision's ImageNet ResNet-50 weights ({e}); pass "
                                "--backbone_weights PATH to a local resnet50 .pth, or none to train from scratch") from None
     else:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"backbone weights not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_state_dict(weights, "ResNet-50 state dict (--backbone_weights)")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:

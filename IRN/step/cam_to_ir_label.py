@@ -11,7 +11,7 @@ import numpy as np
 from wsgcn.cams import cam_argmax, labels_with_background
 from wsgcn.scores import find_score_file, load_cams
 from wsgcn.crf import CRFParams, crf_label_map
-from wsgcn.io import save_label_png
+from wsgcn.io import prepare_outputs, save_label_png
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures, map_images, pending_images
 from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
@@ -44,8 +44,14 @@ def make_ir_label(cfg, voc, work, name):
     return name
 
 
+def output_places(cfg):
+    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    return [WorkDir(cfg.work_dir).ir_label], []
+
+
 def run(cfg):
     voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    prepare_outputs(*output_places(cfg))
     job = functools.partial(make_ir_label, cfg, voc, work)
     failures = Failures("cam_to_ir_label", work.ir_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: [work.ir_label / f"{name}.png"],

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_cam import load_cam_net
-from wsgcn.io import save_npz
+from wsgcn.io import prepare_outputs, save_npz
 from wsgcn.layout import WorkDir, strided_size
 from wsgcn.per_image import Failures, map_images, pending_images
 from wsgcn.runtime import resolve_device
@@ -47,14 +47,20 @@ def cam_image_names(cfg):
     return names + [n for n in read_image_list(cfg.infer_list) if n not in seen]
 
 
+def output_places(cfg):
+    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    return [WorkDir(cfg.work_dir).cam], []
+
+
 def run(cfg):
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_cam_net(work / cfg.cam_weights_name).to(device).eval()
+    prepare_outputs(*output_places(cfg))
     failures = Failures("make_cam", work.cam)
     names = pending_images(cam_image_names(cfg), lambda name: [work.cam / f"{name}.npz"],
-                           lambda name: [work / cfg.cam_weights_name], cfg.overwrite, failures)
+                           lambda name: [work / cfg.cam_weights_name, voc.labels_path(name)], cfg.overwrite, failures)
     dataset = MultiScaleDataset(voc, names, cfg.cam_scales)
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_cam", cfg.quiet, failures):
         with failures.guard(pack["name"]):

@@ -14,7 +14,7 @@ from IRN.net.resnet50_irn import load_irnet
 from wsgcn.affinity import random_walk
 from wsgcn.cams import labels_with_background
 from wsgcn.scores import find_score_file, load_cams
-from wsgcn.io import save_label_png, save_npz
+from wsgcn.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.layout import WorkDir, strided_size
 from wsgcn.per_image import Failures, map_images, pending_images
 from wsgcn.runtime import resolve_device
@@ -55,11 +55,18 @@ def random_walk_labels(cams, classes, boundary, size, cfg):
     return labels[rw.argmax(0)].cpu().numpy().astype(np.uint8)
 
 
+def output_places(cfg):
+    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    work = WorkDir(cfg.work_dir)
+    return [work.boundary, work.features, work.sem_seg], []
+
+
 def run(cfg):
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
+    prepare_outputs(*output_places(cfg))
     failures = Failures("make_sem_seg_labels", work.sem_seg)
     names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name),
                            lambda name: [work / cfg.irn_weights_name, find_score_file(work.cam, name, cfg.allow_pickle)],

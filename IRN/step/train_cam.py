@@ -1,4 +1,5 @@
 """Step 1: train the CAM network on image-level labels (docs/method.md §1)."""
+import functools
 import time
 
 import torch
@@ -11,8 +12,11 @@ from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import CAMNet
 from IRN.training import make_optimizer, resume_path, train_epochs, train_loader
 from wsgcn import distributed
+from wsgcn.io import prepare_outputs
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import resolve_device
+from wsgcn.per_image import Failures
+from wsgcn.runtime import resolve_device, worker_init_fn
+from wsgcn.screening import check_labelled_image, screen_another_list, screen_training_list
 from wsgcn.voc import VOC12, read_image_list
 
 
@@ -28,18 +32,34 @@ def validate(model, loader, device):
     return total / max(count, 1)
 
 
+def output_places(cfg):
+    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    work = WorkDir(cfg.work_dir)
+    return [work.logs / "train_cam"], [work / cfg.cam_weights_name, resume_path(work / cfg.cam_weights_name)]
+
+
 def run(cfg):
+    """Train on the images of the training list that pass screening (wsgcn/screening.py: the
+    image's header and its image-level labels; the validation list likewise).  Bad images are
+    left out and listed in ``logs/train_cam/failures.txt`` (beside the TensorBoard logs), and the
+    step raises StepFailed after saving the weights; more than 5 % bad refuses the step."""
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
-    dataset = ClassificationDataset(voc, read_image_list(cfg.train_list), cfg.cam_crop_size,
-                                    cfg.cam_resize_long, seed=cfg.seed)
+    prepare_outputs(*output_places(cfg))
+    failures = Failures("train_cam", work.logs / "train_cam")
+    check = functools.partial(check_labelled_image, voc)
+    listed = read_image_list(cfg.train_list)
+    names = screen_training_list(listed, check, failures, cfg.num_workers, cfg.quiet, cfg.train_list)
+    dataset = ClassificationDataset(voc, names, cfg.cam_crop_size, cfg.cam_resize_long, seed=cfg.seed)
     loader = train_loader(dataset, cfg.cam_batch_size, cfg.num_workers, cfg.seed, device)
     val_loader = None
     if cfg.val_list:
-        val_set = ClassificationDataset(voc, read_image_list(cfg.val_list), cfg.cam_crop_size,
-                                        cfg.cam_resize_long, seed=cfg.seed)
-        val_loader = DataLoader(val_set, batch_size=cfg.cam_batch_size, num_workers=cfg.num_workers)
+        val_names = screen_another_list(read_image_list(cfg.val_list), listed, names, check, failures,
+                                        cfg.num_workers, cfg.quiet, cfg.val_list)
+        val_set = ClassificationDataset(voc, val_names, cfg.cam_crop_size, cfg.cam_resize_long, seed=cfg.seed)
+        val_loader = DataLoader(val_set, batch_size=cfg.cam_batch_size, num_workers=cfg.num_workers,
+                                worker_init_fn=worker_init_fn())
 
     torch.manual_seed(cfg.seed)
     model = CAMNet(frozen_bn=cfg.cam_frozen_bn)
@@ -71,3 +91,4 @@ def run(cfg):
         print(f"train_cam: {len(loader) * cfg.cam_num_epoches} steps in {time.time() - start:.0f} s, {final}"
               f"weights {work / cfg.cam_weights_name}")
     distributed.barrier()
+    failures.finish()

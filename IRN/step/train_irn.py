@@ -1,4 +1,5 @@
 """Step 5: train IRNet's boundary and displacement branches on the IR labels (docs/method.md §4)."""
+import functools
 import time
 
 import torch
@@ -12,8 +13,11 @@ from IRN.net.resnet50_irn import IRNet, affinity_displacement_loss
 from IRN.training import make_optimizer, resume_path, train_epochs, train_loader
 from wsgcn import distributed
 from wsgcn.affinity import PathIndex
+from wsgcn.io import prepare_outputs
 from wsgcn.layout import WorkDir
-from wsgcn.runtime import resolve_device
+from wsgcn.per_image import Failures
+from wsgcn.runtime import resolve_device, worker_init_fn
+from wsgcn.screening import check_image, check_ir_label, screen_another_list, screen_training_list
 from wsgcn.voc import VOC12, read_image_list
 
 TRAIN_RADIUS = 10
@@ -33,26 +37,46 @@ def mean_displacement(model, voc, names, cfg, device):
     """Mean of the displacement field over top-left crops of the images (IRNet's mean shift)."""
     dataset = TopLeftCropDataset(voc, names, cfg.irn_crop_size)
     loader = DataLoader(dataset, batch_size=cfg.irn_batch_size, num_workers=cfg.num_workers,
-                        drop_last=len(dataset) >= cfg.irn_batch_size)
+                        drop_last=len(dataset) >= cfg.irn_batch_size, worker_init_fn=worker_init_fn())
     model.eval()
     means = [model(batch["img"].to(device))[1].mean((0, 2, 3)) for batch in loader]
     return torch.stack(means).mean(0)
 
 
+def output_places(cfg):
+    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    work = WorkDir(cfg.work_dir)
+    return [work.logs / "train_irn"], [work / cfg.irn_weights_name, resume_path(work / cfg.irn_weights_name)]
+
+
 def run(cfg):
+    """Train on the images of the training list that pass screening (wsgcn/screening.py: the
+    image's header and its IR label, present and of the image's size); the infer list's images,
+    whose mean displacement is taken after training, are screened too.  Bad images are left out
+    and listed in ``logs/train_irn/failures.txt`` (beside the TensorBoard logs), and the step
+    raises StepFailed after saving the weights; more than 5 % bad refuses the step."""
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     if cfg.irn_crop_size % 4:
         raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} must be a multiple of 4 (the pair labels "
                          f"live on the crop reduced x0.25)")
+    prepare_outputs(*output_places(cfg))
     grid = cfg.irn_crop_size // 4
     if grid <= 2 * (TRAIN_RADIUS - 1):
         raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} is too small for radius-{TRAIN_RADIUS} pairs: "
                          f"use at least {8 * TRAIN_RADIUS}")
     path_index = PathIndex(TRAIN_RADIUS, (grid, grid))
-    dataset = AffinityDataset(voc, read_image_list(cfg.train_list), work.ir_label, path_index,
-                              cfg.irn_crop_size, cfg.irn_rescale, seed=cfg.seed)
+    failures = Failures("train_irn", work.logs / "train_irn")
+    listed = read_image_list(cfg.train_list)
+    # images cam_to_ir_label failed are left out without counting towards the 5 % rule
+    names = screen_training_list(listed, functools.partial(check_ir_label, voc, work.ir_label), failures,
+                                 cfg.num_workers, cfg.quiet, cfg.train_list, upstream=work.ir_label)
+    # the mean shift reads the images only; an image left out of training is left out of it too
+    mean_names = screen_another_list(read_image_list(cfg.infer_list), listed, names,
+                                     functools.partial(check_image, voc), failures, cfg.num_workers, cfg.quiet,
+                                     cfg.infer_list)
+    dataset = AffinityDataset(voc, names, work.ir_label, path_index, cfg.irn_crop_size, cfg.irn_rescale, seed=cfg.seed)
     loader = train_loader(dataset, cfg.irn_batch_size, cfg.num_workers, cfg.seed, device)
 
     torch.manual_seed(cfg.seed)
@@ -75,9 +99,10 @@ def run(cfg):
                           losses_of, cfg.quiet, state_path=resume_path(work / cfg.irn_weights_name),
                           resume=cfg.resume)
     if distributed.is_main():
-        model.mean_shift.running_mean.copy_(mean_displacement(model, voc, read_image_list(cfg.infer_list), cfg, device))
+        model.mean_shift.running_mean.copy_(mean_displacement(model, voc, mean_names, cfg, device))
         save_checkpoint(model, work / cfg.irn_weights_name)
         final = f"final loss {losses['total'].item():.4f}, " if losses else ""
         print(f"train_irn: {len(loader) * cfg.irn_num_epoches} steps in {time.time() - start:.0f} s, {final}"
               f"weights {work / cfg.irn_weights_name}")
     distributed.barrier()
+    failures.finish()

@@ -12,34 +12,34 @@ stays ``mIoU: ...``); ``--json PATH`` writes all these figures, per class and ov
 ``--confusion_csv PATH`` writes the 21 x 21 confusion matrix (pixel counts, rows = ground truth);
 ``--confusion_png PATH`` draws it row-normalised as a heat map (needs matplotlib).
 """
-import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from wsgcn.config import CommonConfig, field
+from wsgcn.layout import WorkDir
 from wsgcn.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv, write_scores_json
 from wsgcn.plots import plot_confusion, pyplot
+from wsgcn.scripts import LABEL_LIST, EvaluationFailed, tool_main
 from wsgcn.voc import read_image_list
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pred", default="Data/GCN4DeepLab/Label", help="folder of predicted label maps <name>.png")
-    parser.add_argument("--gt", default="Data/VOC12/VOC2012/SegmentationClassAug",
-                        help="folder of ground-truth label maps <name>.png (255 = void)")
-    parser.add_argument("--list", default="Data/VOC12/train.txt", help="image list (bare names or DeepLab-style lines)")
-    parser.add_argument("--upsample", action="store_true",
-                        help="upsample (nearest) predictions smaller than their ground truth instead of failing")
-    parser.add_argument("--protocol", action="store_true",
-                        help="also print per-class precision, recall, FP and FN ratios, and the background's "
-                             "FP / FN and their object-class means")
-    parser.add_argument("--json", metavar="PATH",
-                        help="also write every figure (per class and overall, fractions) here as JSON")
-    parser.add_argument("--confusion_csv", metavar="PATH",
-                        help="also write the confusion matrix here: header 'gt\\pred,<classes>', pixel counts")
-    parser.add_argument("--confusion_png", metavar="PATH",
-                        help="also draw the row-normalised confusion matrix here, with the mIoU in the title")
-    return parser
+@dataclass(frozen=True)
+class EvalConfig:
+    pred: str = field(str(WorkDir(CommonConfig.work_dir).gcn_label), "folder of predicted label maps <name>.png")
+    gt: str = field(str(Path(CommonConfig.voc12_root, "SegmentationClassAug")),
+                    "folder of ground-truth label maps <name>.png (255 = void)")
+    list: str = field(LABEL_LIST, "image list (bare names or DeepLab-style lines)")
+    upsample: bool = field(False, "upsample (nearest) predictions smaller than their ground truth instead of "
+                                  "failing (--upsample alone = True)")
+    protocol: bool = field(False, "also print per-class precision, recall, FP and FN ratios, and the background's "
+                                  "FP / FN and their object-class means (--protocol alone = True)")
+    json: str = field("", "also write every figure (per class and overall, fractions) here as JSON ('' = no)")
+    confusion_csv: str = field("", "also write the confusion matrix here: header 'gt\\pred,<classes>', pixel "
+                                   "counts ('' = no)")
+    confusion_png: str = field("", "also draw the row-normalised confusion matrix here, with the mIoU in the title "
+                                   "('' = no)")
 
 
 def output_path_problem(path):
@@ -58,35 +58,31 @@ def output_path_problem(path):
     return None
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run(cfg):
     for flag in ("json", "confusion_csv", "confusion_png"):
-        path = getattr(args, flag)
+        path = getattr(cfg, flag)
         problem = output_path_problem(path) if path else None
-        if problem:  # an argument error, as argparse's: exit status 2
-            print(f"eval.py: error: --{flag} {path} {problem}", file=sys.stderr)
-            return 2
+        if problem:  # a bad setting (exit status 2), found before the evaluation
+            raise ValueError(f"--{flag} {path} {problem}")
+    if cfg.confusion_png:
+        pyplot()  # fail now, not after the evaluation, when matplotlib is missing (exit status 2)
     try:
-        if args.confusion_png:
-            pyplot()  # fail now, not after the evaluation, when matplotlib is missing
-        names = read_image_list(args.list)
-        conf = evaluate_label_maps(args.pred, args.gt, names, upsample=args.upsample)
-    except (ImportError, FileNotFoundError, ValueError) as e:
-        print(f"eval.py: error: {e}", file=sys.stderr)
-        return 1
-    print(f"{len(names)} images, predictions {args.pred}")
-    print(format_iou_table(conf, protocol=args.protocol))
-    try:  # the paths were checked above; a disk can still be full
-        if args.json:
-            write_scores_json(args.json, conf, len(names), pred=str(args.pred), gt=str(args.gt), list=str(args.list))
-        if args.confusion_csv:
-            write_confusion_csv(args.confusion_csv, conf)
-        if args.confusion_png:
-            plot_confusion(args.confusion_png, conf, f"{args.pred} ({len(names)} images)")
-    except OSError as e:
-        print(f"eval.py: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        names = read_image_list(cfg.list)
+        conf = evaluate_label_maps(cfg.pred, cfg.gt, names, upsample=cfg.upsample)
+    except (FileNotFoundError, ValueError) as error:  # what is scored is missing or wrong: exit status 1
+        raise EvaluationFailed(error) from None
+    print(f"{len(names)} images, predictions {cfg.pred}")
+    print(format_iou_table(conf, protocol=cfg.protocol))
+    if cfg.json:
+        write_scores_json(cfg.json, conf, len(names), pred=str(cfg.pred), gt=str(cfg.gt), list=str(cfg.list))
+    if cfg.confusion_csv:
+        write_confusion_csv(cfg.confusion_csv, conf)
+    if cfg.confusion_png:
+        plot_confusion(cfg.confusion_png, conf, f"{cfg.pred} ({len(names)} images)")
+
+
+def main(argv=None):
+    return tool_main(run, EvalConfig, argv, __doc__, prog="eval.py")
 
 
 if __name__ == "__main__":

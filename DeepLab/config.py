@@ -16,15 +16,22 @@ from dataclasses import dataclass
 from DeepLab.net.deeplab_v2 import BLOCKS
 from wsgcn.config import CommonConfig, field
 
+BACKBONE_INPUT = {  # channel order, scale, default mean and std, per backbone
+    "caffe": ("BGR", 255.0, (104.008, 116.669, 122.675), (1.0, 1.0, 1.0)),
+    "torchvision": ("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
 
 @dataclass(frozen=True)
 class DeepLabConfig(CommonConfig):
     # The network
-    backbone: str = field("caffe", "caffe (kazuto1011's MSRA ResNet, BGR input) or torchvision (johnnylu305's, RGB)")
+    backbone: str = field("caffe", "caffe (kazuto1011's MSRA ResNet, BGR input) or torchvision (johnnylu305's, RGB)",
+                          choices=tuple(BACKBONE_INPUT))
     depth: int = field(101, "ResNet depth: 101 (published) or 50", choices=tuple(BLOCKS))
     init: str = field("", "training init: a .pth (COCO DeepLab-v1, a torchvision ResNet, or a DeepLab checkpoint), "
                           "imagenet (torchvision's weights), cam (the trained CAM network's ResNet-50), none; "
-                          "'' = the profile's (paper: <work_dir>/sess/deeplabv1_resnet101-coco.pth)")
+                          "'' = the profile's (paper: <work_dir>/sess/deeplabv1_resnet101-coco.pth)",
+                      choices=("", "imagenet", "cam", "none"), or_path=True)
     image_mean: tuple[float, ...] = field((), "input mean in the backbone's convention (caffe: BGR 0..255; "
                                               "torchvision: RGB 0..1); () = the profile's", low=0, high=255)
     image_std: tuple[float, ...] = field((), "input std, as image_mean (caffe: 1); () = the profile's", above=0)
@@ -76,11 +83,6 @@ PROFILES = {
         backbone="torchvision", depth=50, init="cam", crop_size=96, batch_size=4, iter_size=1, lr=2.5e-4,
         iterations=120, num_workers=1, save_every=50,
     ),
-}
-
-BACKBONE_INPUT = {  # channel order, scale, default mean and std, per backbone
-    "caffe": ("BGR", 255.0, (104.008, 116.669, 122.675), (1.0, 1.0, 1.0)),
-    "torchvision": ("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
 

@@ -27,14 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydensecrf.utils import unary_from_softmax
 
 from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
 from DeepLab.datasets import chw, input_array, input_convention
 from DeepLab.net.deeplab_v2 import deeplab_v2
 from DeepLab.net.weights import load_deeplab
 from wsgcn import distributed
-from wsgcn.crf import CRFParams, dense_crf
+from wsgcn.crf import CRFParams, dense_crf, probability_unary
 from wsgcn.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures, map_images, pending_images
@@ -82,8 +81,7 @@ def crf_labels(image, prob, params=DEEPLAB_CRF):
     kazuto1011's DenseCRF).  The bilateral kernel sees the image itself, as kazuto1011's demo.py
     and johnnylu305's ``crf`` have it (kazuto1011's ``main.py crf`` passes its mean-subtracted
     network input cast to uint8, wrapping the negative values)."""
-    unary = unary_from_softmax(prob).reshape(prob.shape)
-    return dense_crf(image, unary, params).argmax(0).astype(np.uint8)
+    return dense_crf(image, probability_unary(prob), params).argmax(0).astype(np.uint8)
 
 
 def write_crf_labels(image, prob, paths):

@@ -17,7 +17,6 @@ resumable state ``sess/deeplab.resume.pth`` every ``save_every`` iterations (``-
 continues from it) and TensorBoard scalars under ``<work_dir>/logs/deeplab``.  Under torchrun
 each process trains on its share of every batch (DistributedDataParallel).
 """
-import contextlib
 import functools
 import time
 from pathlib import Path
@@ -28,18 +27,17 @@ import torch.nn.functional as F
 from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
 from DeepLab.datasets import TrainDataset, check_label, input_convention, resize_labels
 from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
-from DeepLab.net.weights import initialise
-from IRN.config import IRNConfig
-from IRN.net.checkpoint import save_checkpoint
-from IRN.training import (load_training_state, log_writer, poly_schedule, resume_path, save_training_state,
-                          train_loader)
+from DeepLab.net.weights import check_init, initialise
+from IRN.net.resnet50_cam import load_cam_net  # --init cam: the one piece of Stage I that Stage II reads
 from wsgcn import distributed
+from wsgcn.checkpoint import save_checkpoint
 from wsgcn.io import load_label_png, prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures
-from wsgcn.runtime import progress, resolve_device
+from wsgcn.runtime import resolve_device
 from wsgcn.screening import image_size_of, screen_training_list
 from wsgcn.scripts import script_main
+from wsgcn.training import load_training_state, poly_schedule, resume_path, train_loader, train_steps
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
@@ -71,8 +69,10 @@ def resolve_init(cfg, work):
 
 def check_config(cfg):
     """What can be wrong with the flags alone, before any file is read, beyond each field's own
-    range (checked when parsed, DeepLab/config.py): the backbone and its mean and std."""
+    range (checked when parsed, DeepLab/config.py): the backbone and its mean and std, and an
+    ``--init`` the backbone cannot take."""
     input_convention(cfg)
+    check_init(cfg.init, cfg.backbone)
 
 
 def check_training_pair(voc, label_dir, name):
@@ -95,26 +95,16 @@ def training_names(cfg, voc, label_dir, failures):
                                 failures, cfg.num_workers, cfg.quiet, cfg.train_list, upstream=label_dir)
 
 
-def endless_batches(loader, start):
-    """The loader's batches forever, pass after pass (pass p shuffled and augmented with seed
-    (seed, p)), starting after the first ``start`` batches of the whole sequence."""
-    loader.sampler.skip = 0
-    per_pass = len(loader)
-    epoch, skip = divmod(start, per_pass)
-    while True:
-        loader.dataset.set_epoch(epoch)
-        loader.sampler.set_epoch(epoch)
-        loader.sampler.skip = skip * loader.batch_size
-        yield from loader
-        epoch, skip = epoch + 1, 0
-
-
 def build_model(cfg, work, device):
     """DeepLab-v2 with its seeded ASPP init, initialised from ``--init`` and moved to ``device``."""
     init = resolve_init(cfg, work)
     torch.manual_seed(cfg.seed)
     model = deeplab_v2(cfg.backbone, NUM_CLASSES, cfg.depth, cfg.msc_scales)
-    initialise(model, init, cfg.backbone, cam_weights=work / IRNConfig.cam_weights_name)
+    if init == "cam":
+        cam_weights = work / WorkDir.CAM_WEIGHTS
+        initialise(model, init, cfg.backbone, load_cam_net(cam_weights).resnet50.state_dict(), cam_weights)
+    else:
+        initialise(model, init, cfg.backbone)
     return model.to(device)
 
 
@@ -150,46 +140,24 @@ def run(cfg):
         print(f"deeplab train: resuming after iteration {start} of {cfg.iterations} from {state_path}", flush=True)
 
     net = distributed.wrap_ddp(model, device)
-    batches = endless_batches(loader, start * cfg.iter_size)
-    writer = log_writer(work.logs / "deeplab")
-    bar = progress(range(cfg.iterations), "deeplab train", cfg.quiet or not distributed.is_main(), unit="it",
-                   initial=start)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-    began, loss = time.time(), None
-    for t in range(start, cfg.iterations):
-        optimizer.zero_grad(set_to_none=True)
-        loss = 0.0
-        for k in range(cfg.iter_size):
-            batch = next(batches)
-            images = batch["img"].to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            labels = batch["label"].to(device, non_blocking=True)
-            # DDP: gradients are averaged across the processes on the last pass only
-            sync = net.no_sync() if net is not model and k < cfg.iter_size - 1 else contextlib.nullcontext()
-            with sync:
-                with autocast:
-                    outputs = net(images)
-                pass_loss = msc_loss(outputs, labels) / cfg.iter_size
-                pass_loss.backward()
-            loss += pass_loss.item()
-        optimizer.step()
-        if writer is not None:
-            writer.add_scalar("deeplab/loss", loss, t)
-            for i, group in enumerate(optimizer.param_groups):
-                writer.add_scalar(f"deeplab/lr_group{i}", group["lr"], t)
-        scheduler.step()
-        bar.update()
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
-        if (t + 1) % cfg.save_every == 0 and t + 1 < cfg.iterations and distributed.is_main():
-            save_training_state(state_path, model, optimizer, scheduler, None, t + 1, cfg.iterations, run=run_key)
-    batches.close()
-    bar.close()
-    if writer is not None:
-        writer.close()
+
+    def losses_of(batch):
+        images = batch["img"].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = batch["label"].to(device, non_blocking=True)
+        return {"loss": msc_loss(net(images), labels)}
+
+    began = time.time()
+    losses = train_steps("deeplab train", model, loader, optimizer, scheduler, cfg.iterations, losses_of,
+                         work.logs / "deeplab", start=start, net=net, iter_size=cfg.iter_size, amp=amp,
+                         objective="loss", prefix="deeplab",
+                         lr_tags=[f"lr_group{i}" for i in range(len(optimizer.param_groups))],
+                         save_at=range(cfg.save_every, cfg.iterations, cfg.save_every), state_path=state_path,
+                         run=run_key, quiet=cfg.quiet, unit="it")
     if distributed.is_main():
         save_checkpoint(model, weights)
-        final = f"final loss {loss:.4f}, " if loss is not None else ""
+        final = f"final loss {losses['loss']:.4f}, " if losses else ""
         print(f"deeplab train: {cfg.iterations - start} iterations in {time.time() - began:.0f} s, {final}"
               f"weights {weights}", flush=True)
     distributed.barrier()

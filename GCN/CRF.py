@@ -11,7 +11,7 @@ import functools
 import numpy as np
 
 from GCN.config import PROFILES, GCNConfig
-from wsgcn.crf import dense_crf
+from wsgcn.crf import dense_crf, softmax_unary
 from wsgcn.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures, map_images, pending_images
@@ -22,9 +22,7 @@ from wsgcn.voc import VOC12, read_image_list
 
 def refine(image, prob, params):
     """(K, H, W) scores -> CRF marginals (K, H, W) of their softmax over K."""
-    shifted = prob - prob.max(0, keepdims=True)
-    softmax = np.exp(shifted) / np.exp(shifted).sum(0, keepdims=True)
-    return dense_crf(image, -np.log(np.maximum(softmax, 1e-5)), params)
+    return dense_crf(image, softmax_unary(prob), params)
 
 
 def refine_image(cfg, voc, work, name):

@@ -21,12 +21,12 @@ allocated GPU memory), ``label_agreement`` (fraction of nodes labelled as
 the dense mode labels them), and ``speedup`` (vs the original).  On the CPU read the times as
 ratios; absolute figures mean something on a GPU.
 """
-import argparse
 import json
 import multiprocessing as mp
+import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,34 @@ from GCN.graph import graph_mode
 from GCN.train import train_gcn
 from wsgcn.affinity import dense_transition_power
 from wsgcn.cams import labels_with_background
+from wsgcn.config import field
+from wsgcn.scripts import tool_main
+
+MODES = ("original", "dense", "lowmem")
+
+
+def comma_separated(text):
+    """``original,dense`` -> ('original', 'dense')."""
+    return tuple(text.split(","))
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    nodes: str = field("125x94", "grid size HxW (125x94: a 500x375 VOC image)")
+    device: str = field("cpu", "what to compute on", choices=("cpu", "cuda", "cuda:N"))
+    epochs: int = field(250, "GCN training epochs", low=1)
+    modes: tuple[str, ...] = field(MODES, "the formulations to time, comma-separated", parse=comma_separated,
+                                   choices=MODES)
+    batch: int = field(1, "dense and lowmem: train this many images' GCNs together (sec_per_image is per image)",
+                       low=1)
+
+
+def grid_size(nodes):
+    """(h, w) from ``HxW``; anything else is a bad setting."""
+    h, x, w = nodes.lower().partition("x")
+    if not (x and h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0):
+        raise ValueError(f"argument --nodes: {nodes!r} is not HxW with H, W >= 1 (e.g. 125x94)")
+    return int(h), int(w)
 
 
 def synthetic_inputs(h, w, seed=0):
@@ -164,28 +192,20 @@ def run_mode(mode, h, w, device_name, epochs, batch, stored_graph, queue):
     queue.put((mode, (prepared_at - start) / images, (end - prepared_at) / images, peak, labels))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nodes", default="125x94", help="grid size HxW (125x94: a 500x375 VOC image)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--epochs", type=int, default=250)
-    parser.add_argument("--modes", default="original,dense,lowmem")
-    parser.add_argument("--batch", type=int, default=1,
-                        help="dense and lowmem: train this many images' GCNs together (sec_per_image is per image)")
-    args = parser.parse_args(argv)
-    h, w = (int(v) for v in args.nodes.lower().split("x"))
-    modes = args.modes.split(",")
+def run(cfg):
+    h, w = grid_size(cfg.nodes)
     context = mp.get_context("spawn")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         stored = Path(tmp) / "t256.npy"
-        if "original" in modes:  # the IRN stage's output in the original: written before timing
+        if "original" in cfg.modes:  # the IRN stage's output in the original: written before timing
             for path, (gh, gw) in ((stored, (h, w)), (stored.with_name("warm.npy"), (12, 12))):
                 boundary = torch.from_numpy(synthetic_inputs(gh, gw).boundary)
                 np.save(path, dense_transition_power(boundary, 10, 8).numpy())
-        for mode in modes:
+        for mode in cfg.modes:
             queue = context.Queue()
-            process = context.Process(target=run_mode, args=(mode, h, w, args.device, args.epochs, args.batch, stored, queue))
+            process = context.Process(target=run_mode,
+                                      args=(mode, h, w, cfg.device, cfg.epochs, cfg.batch, stored, queue))
             process.start()
             results[mode] = queue.get()
             process.join()
@@ -194,7 +214,7 @@ def main(argv=None):
     for mode, prep, train, peak, labels in results.values():
         seconds = prep + train
         print(json.dumps({
-            "mode": mode, "nodes": h * w, "device": args.device, "batch": 1 if mode == "original" else args.batch,
+            "mode": mode, "nodes": h * w, "device": cfg.device, "batch": 1 if mode == "original" else cfg.batch,
             "sec_per_image": round(seconds, 3), "prep_sec_per_image": round(prep, 3),
             "train_sec_per_image": round(train, 3), "peak_mb": round(peak, 1),
             "label_agreement": None if reference is None else round(float((labels == reference).mean()), 4),
@@ -202,5 +222,9 @@ def main(argv=None):
         }), flush=True)
 
 
+def main(argv=None):
+    return tool_main(run, BenchConfig, argv, __doc__, prog="bench.py")
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

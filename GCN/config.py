@@ -2,6 +2,7 @@
 ``GCN/make_dataset.py``, ``GCN/train.py`` and ``GCN/CRF.py`` (each reads what it needs)."""
 from dataclasses import dataclass
 
+from GCN.graph import GRAPHS
 from wsgcn.config import CommonConfig, field
 from wsgcn.crf import CRFParams
 
@@ -9,7 +10,8 @@ from wsgcn.crf import CRFParams
 @dataclass(frozen=True)
 class GCNConfig(CommonConfig):
     # The list (work_dir, voc12_root, device ... come from CommonConfig)
-    train_list: str = field("Data/VOC12/train.txt", "images to make GCN labels for")
+    train_list: str = field("Data/VOC12/train.txt", "images to label (the flag keeps the original's name, "
+                                                    "though no network trains on them but each image's own GCN)")
     seed: int = field(42, "global seed; each image's GCN is seeded from it and the image name", low=0)
     # §6 partial pseudo labels
     confident_ratio: float = field(0.3, "fraction of each class's CAM scores above 0.1 kept as confident",
@@ -38,7 +40,8 @@ class GCNConfig(CommonConfig):
     lap_xy_scale: float = field(20.0, "Laplacian graph: divisor of the squared grid distance", above=0)
     beta: int = field(10, "affinity power of the transition matrix", low=1)
     exp_times: int = field(8, "log2 of the walk length: the graph is built from T^(2^exp_times)", low=0)
-    graph: str = field("lowmem", "the GCN's graph M: lowmem (rank-limited operator, O(N) memory) or dense (exact, N x N in memory)")
+    graph: str = field("lowmem", "the GCN's graph M: lowmem (rank-limited operator, O(N) memory) or dense "
+                                 "(exact, N x N in memory)", choices=tuple(GRAPHS))
     graph_rank: int = field(64, "lowmem: eigenpairs kept of the non-isolated nodes' affinity", low=1)
     graph_isolation: float = field(0.01, "lowmem: nodes with less off-diagonal affinity mass are split off", low=0)
     batch_images: int = field(0, "images whose GCNs train together in one set of launches, each with "

@@ -5,7 +5,8 @@ matrix.
 Each mode of ``--graph`` is a class in ``GRAPHS`` with two static methods: ``prepare(boundary,
 cfg)``, the CPU work of one image (run in the data-loading workers), and ``assemble(prepared,
 batch, cfg)``, the operator on the device for a :class:`GCN.batch.GridBatch` of images, acting
-on (B, H*W, C) node values; padding nodes are neither read nor written.
+on (B, H*W, C) node values; padding nodes are neither read nor written.  Its ``cuda_batch`` is how
+many images train together on CUDA when ``--batch_images`` is 0.
 
 - ``dense``: the exact M, a (B, H*W, H*W) tensor (about 550 MB in float32 for a 500x375 VOC
   image, and 8 dense squarings of an N x N matrix to get T^256);
@@ -18,7 +19,6 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 import torch
 
-from GCN.batch import GridBatch
 from wsgcn.affinity import affinity_graph, dense_transition_power
 
 
@@ -94,19 +94,15 @@ class LowRankGraph:
     (T_R^k q_i, q_i = its normalised affinities), which also gives the node's row of the
     symmetric max.
 
-    ``LowRankGraph(boundary)`` is one image's operator on (N, C); ``LowRankGraph.batch(parts,
-    batch)`` stacks many images' :func:`low_rank_parts` into one operator on (B, H*W, C) for a
-    :class:`GCN.batch.GridBatch`, zero-padded so that each image's product is the one it gets alone.
+    ``LowRankGraph.batch(parts, batch)`` stacks many images' :func:`low_rank_parts` into one
+    operator on (B, H*W, C) for a :class:`GCN.batch.GridBatch`, zero-padded so that each image's
+    product is the one it gets alone.
     """
-
-    def __init__(self, boundary, beta=10, exp_times=8, radius=5, rank=64, isolation=0.01, groups=64):
-        parts = low_rank_parts(boundary, beta, exp_times, radius, rank, isolation, groups)
-        self._assemble([parts], GridBatch([parts["shape"]], boundary.device))
 
     @classmethod
     def batch(cls, parts, batch):
         """One operator on (B, H*W, C) from B images' :func:`low_rank_parts`, laid out as ``batch``."""
-        graph = cls.__new__(cls)
+        graph = cls()
         graph._assemble(parts, batch)
         return graph
 
@@ -208,6 +204,8 @@ def _top_eigenpairs(s, rank):
 class DenseGraph:
     """``--graph dense``: the exact M of each image, built on the device."""
 
+    cuda_batch = 1  # images per batch on CUDA by default: one N x N matrix already fills the device
+
     @staticmethod
     def prepare(boundary, cfg):
         return np.asarray(boundary, np.float32)  # nothing to do ahead on the CPU
@@ -220,6 +218,8 @@ class DenseGraph:
 
 class LowMemGraph:
     """``--graph lowmem``: :class:`LowRankGraph`; the eigensolver runs in ``prepare``."""
+
+    cuda_batch = 32  # images per batch on CUDA by default: one image's small launches leave the device idle
 
     @staticmethod
     def prepare(boundary, cfg):
@@ -238,11 +238,3 @@ def graph_mode(name):
     if name not in GRAPHS:
         raise ValueError(f"--graph {name!r}: use one of {', '.join(GRAPHS)}")
     return GRAPHS[name]
-
-
-def build_graph(boundaries, cfg, batch=None):
-    """The graph of ``cfg.graph`` for B boundary maps (h_b, w_b) laid out as ``batch`` (default:
-    one grid as large as the largest map, on the maps' device): prepare, then assemble."""
-    mode = graph_mode(cfg.graph)
-    batch = batch or GridBatch([b.shape for b in boundaries], torch.as_tensor(boundaries[0]).device)
-    return mode.assemble([mode.prepare(torch.as_tensor(b).cpu(), cfg) for b in boundaries], batch, cfg)

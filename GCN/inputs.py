@@ -5,8 +5,12 @@ from PIL import Image
 
 from wsgcn.io import load_label_png, load_npz
 from wsgcn.layout import strided_size
-from wsgcn.scores import find_score_file, load_cams
+from wsgcn.scores import as_numbers, find_score_file, load_cams
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, NUM_OBJECT_CLASSES
+
+# Channels of the node features make_sem_seg writes (IRNet's concatenated boundary channels):
+# the images of a batch share one feature matrix, so each image's must have them all.
+FEATURE_CHANNELS = 160
 
 
 def grid_image(image, grid):
@@ -37,21 +41,32 @@ class GCNInputs:
 
 
 def load_gcn_inputs(work, voc, name, allow_pickle=False):
+    """Read one image's inputs, each checked against the image's stride-4 grid where it is read: a
+    file of the wrong shape or with values out of range fails the image with an error naming it,
+    not later as a shape mismatch or an out-of-range index inside torch."""
     image = voc.load_image(name)
     grid = strided_size(image.shape[:2], 4)
-    features = load_npz(work.features / f"{name}.npz", required=("features",))["features"].astype(np.float32)
-    boundary = load_npz(work.boundary / f"{name}.npz", required=("boundary",))["boundary"].astype(np.float32)
+    features = read_grid_array(work.features / f"{name}.npz", "features", (FEATURE_CHANNELS,) + grid, image)
+    boundary = read_grid_array(work.boundary / f"{name}.npz", "boundary", grid, image)
     partial = load_label_png(work.partial_labels / f"{name}.png")
-    for what, shape in (("features", features.shape[1:]), ("boundary", boundary.shape), ("partial labels", partial.shape)):
-        if tuple(shape) != grid:
-            raise ValueError(f"{name}: {what} of size {tuple(shape)} do not fit the {grid} grid of the "
-                             f"{image.shape[0]}x{image.shape[1]} image")
-    for folder, array in ((work.features, features), (work.boundary, boundary)):
-        if not np.isfinite(array).all():
-            raise ValueError(f"{folder / name}.npz: NaN or Inf")
+    if partial.shape != grid:
+        raise ValueError(f"{work.partial_labels / name}.png: partial labels of size {partial.shape} do not fit the "
+                         f"{grid} grid of the {image.shape[0]}x{image.shape[1]} image")
     bad = np.setdiff1d(partial, np.append(np.arange(NUM_CLASSES), IGNORE_INDEX))
     if bad.size:  # on a GPU such a label would reach a gather as an out-of-range index
         raise ValueError(f"{work.partial_labels / name}.png: label values {bad.tolist()} are neither a class "
                          f"(0..{NUM_CLASSES - 1}) nor unlabelled ({IGNORE_INDEX})")
     classes = load_cams(find_score_file(work.cam, name, allow_pickle), allow_pickle, image.shape[:2])["classes"]
     return GCNInputs(name, image, grid_image(image, grid), features, boundary, partial, classes)
+
+
+def read_grid_array(path, key, shape, image):
+    """The array ``key`` of the archive ``path`` as float32, checked to have ``shape`` (the grid
+    of ``image``, with channels first) and finite values."""
+    array = as_numbers(path, load_npz(path, required=(key,))[key], np.float32)
+    if array.shape != shape:
+        raise ValueError(f"{path}: {key} has shape {array.shape}; the {image.shape[0]}x{image.shape[1]} image "
+                         f"needs {shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: NaN or Inf")
+    return array

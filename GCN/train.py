@@ -29,7 +29,7 @@ from wsgcn import distributed
 from wsgcn.cams import labels_with_background
 from wsgcn.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.layout import WorkDir
-from wsgcn.per_image import INPUT_ERRORS, Failures, failure_reason, map_images, pending_images
+from wsgcn.per_image import Failures, failure_reason, is_input_error, is_out_of_memory, map_images, pending_images
 from wsgcn.runtime import resolve_device
 from wsgcn.scripts import script_main
 from wsgcn.tensorboard import ScalarLog
@@ -107,10 +107,10 @@ def labelled_classes(inputs):
 
 
 def batch_size(cfg, device):
-    """``cfg.batch_images``, or 32 images per batch on CUDA with the lowmem graph and 1 otherwise."""
+    """``cfg.batch_images``, or the graph mode's ``cuda_batch`` on CUDA and 1 on the CPU."""
     if cfg.batch_images:
         return cfg.batch_images
-    return 32 if device.type == "cuda" and cfg.graph == "lowmem" else 1
+    return graph_mode(cfg.graph).cuda_batch if device.type == "cuda" else 1
 
 
 class GCNOutputs:
@@ -144,17 +144,17 @@ def train_and_write(batch, cfg, device, out, failures):
     images = [inputs for inputs, _ in batch]
     try:
         results = train_gcn(images, cfg, device, [prepared for _, prepared in batch])
-    except torch.cuda.OutOfMemoryError as error:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        if len(batch) > 1:
-            for item in batch:
-                train_and_write([item], cfg, device, out, failures)
-        else:
-            failures.add(images[0].name, failure_reason(error), traceback.format_exc())
-        return
-    except INPUT_ERRORS as error:
-        if device.type == "cuda":
+    except Exception as error:
+        if is_out_of_memory(error):
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(batch) > 1:
+                for item in batch:
+                    train_and_write([item], cfg, device, out, failures)
+            else:
+                failures.add(images[0].name, failure_reason(error), traceback.format_exc())
+            return
+        if device.type == "cuda" or not is_input_error(error):  # a bug, or a CUDA context left unusable
             raise
         for inputs in images:
             failures.add(inputs.name, failure_reason(error), traceback.format_exc())

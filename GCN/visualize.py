@@ -17,30 +17,30 @@ from pathlib import Path
 
 import numpy as np
 
-from GCN.config import PROFILES, GCNConfig
-from IRN.config import IRNConfig
-from wsgcn.scores import find_score_file, load_cams
-from wsgcn.config import CommonConfig, field, parse_config
-from wsgcn.io import EnvironmentFault, load_label_png, prepare_outputs
+from GCN.config import PROFILES
+from wsgcn.config import CommonConfig, field
+from wsgcn.io import load_label_png, prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import write_class_iou_csv
 from wsgcn.plots import (PANEL_GAP_PX, PANEL_PX, cam_overlay, colour_labels, plot_class_iou,
                          plot_panel_row, pyplot)
 from wsgcn.report import stage_rows
+from wsgcn.scores import find_score_file, load_cams
+from wsgcn.scripts import CAM_EVAL_THRES, LABEL_LIST, tool_main
 from wsgcn.voc import VOC12, read_image_list
 
 
 @dataclass(frozen=True)
 class VisualizeConfig(CommonConfig):
     # work_dir, voc12_root, allow_pickle ... come from CommonConfig
-    list: str = field(GCNConfig.train_list, "image list: the class IoU is measured on all of it, "
-                                            "the first --num_images are drawn")
+    list: str = field(LABEL_LIST, "image list: the class IoU is measured on all of it, the first --num_images "
+                                  "are drawn")
     names: tuple[str, ...] = field((), "draw these images instead of the first --num_images of --list")
     num_images: int = field(8, "how many images of --list to draw when --names is not given (0: only the "
                                "class IoU)", low=0)
     out: str = field("", "output folder; '' = <work_dir>/visualize")
     panel_px: int = field(PANEL_PX, "width of one panel in pixels", low=8 * PANEL_GAP_PX)
-    cam_eval_thres: float = field(IRNConfig.cam_eval_thres[0], "background score of the CAM labels in the class IoU",
+    cam_eval_thres: float = field(CAM_EVAL_THRES, "background score of the CAM labels in the class IoU",
                                   low=0, high=1)
 
 
@@ -52,7 +52,6 @@ LABEL_PANELS = (  # (title, WorkDir attribute of its label folder), in the pipel
     ("GCN + CRF", "crf_label"),
 )
 CAM_TITLE = "CAM (max of classes)"
-NUM_PANELS = 3 + len(LABEL_PANELS)  # image, ground truth, CAM, then the label maps
 
 
 def load_stage_labels(path, image_size):
@@ -98,8 +97,6 @@ def image_panels(cfg, voc, work, name):
 
 def chosen_names(cfg, listed):
     """The images to draw: ``--names``, else the first ``--num_images`` of the list."""
-    if cfg.num_images < 0:
-        raise ValueError(f"--num_images must be 0 or more, got {cfg.num_images}")
     return list(cfg.names) if cfg.names else listed[:cfg.num_images]
 
 
@@ -112,9 +109,7 @@ def check_inputs(voc, names):
 
 
 def run(cfg):
-    """Writes the panels and the class IoU chart; returns (names drawn, stages in the chart)."""
-    if cfg.panel_px < 8 * PANEL_GAP_PX:
-        raise ValueError(f"--panel_px must be at least {8 * PANEL_GAP_PX}, got {cfg.panel_px}")
+    """Writes the panels and the class IoU chart."""
     pyplot()  # fail at once when matplotlib is missing
     voc, work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
     listed = read_image_list(cfg.list)
@@ -134,20 +129,10 @@ def run(cfg):
         print(f"visualize: {len(names)} images drawn in {out}")
         print(f"visualize: class IoU of {', '.join(stages)} in {out / 'class_iou.png'}" if stages else
               f"visualize: no stage made for every image of {cfg.list}, so no class IoU chart")
-    return names, stages
 
 
 def main(argv=None):
-    cfg = parse_config(VisualizeConfig, PROFILES, argv, description=__doc__)
-    try:
-        run(cfg)
-    except (ImportError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"visualize.py: error: {e}", file=sys.stderr)
-        return 1
-    except EnvironmentFault as e:  # a full disk, an unwritable folder
-        print(f"visualize.py: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return tool_main(run, VisualizeConfig, argv, __doc__, prog="visualize.py", profiles=PROFILES)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 
 from wsgcn.config import CommonConfig, field, float_values
+from wsgcn.layout import WorkDir
+from wsgcn.scripts import CAM_EVAL_THRES
 
 
 @dataclass(frozen=True)
@@ -11,19 +13,21 @@ class IRNConfig(CommonConfig):
     val_list: str = field("", "images to report train_cam's validation loss on ('' = none)")
     infer_list: str = field("Data/VOC12/train.txt", "images to make and evaluate labels for")
     seed: int = field(0, "seed of weight initialisation, shuffling and augmentation", low=0)
-    backbone_weights: str = field("imagenet", "ResNet-50 init of the CAM network: imagenet, a .pth path, or none")
+    backbone_weights: str = field("imagenet", "ResNet-50 init of the CAM network: imagenet, a .pth path, or none",
+                                  choices=("imagenet", "none"), or_path=True)
     # Class activation maps
-    cam_weights_name: str = field("sess/res50_cam.pth", "CAM network weights, relative to work_dir")
+    cam_weights_name: str = field(WorkDir.CAM_WEIGHTS, "CAM network weights, relative to work_dir")
     cam_crop_size: int = field(512, "train_cam crop size", low=1)
     cam_resize_long: tuple[int, int] = field((320, 640), "train_cam: random long side range", low=1)
     cam_batch_size: int = field(16, "train_cam batch size", low=1)
     cam_num_epoches: int = field(5, "train_cam epochs", low=1)
     cam_learning_rate: float = field(0.1, "backbone learning rate; the head trains at 10x", above=0)
     cam_weight_decay: float = field(1e-4, "train_cam weight decay", low=0)
-    cam_optimizer: str = field("sgd", "sgd (momentum 0.9, the paper) or adamw (training from scratch)")
+    cam_optimizer: str = field("sgd", "sgd (momentum 0.9, the paper) or adamw (training from scratch)",
+                               choices=("sgd", "adamw"))
     cam_frozen_bn: bool = field(True, "batch norm on running statistics (the paper); False = batch statistics")
     cam_scales: tuple[float, ...] = field((1.0, 0.5, 1.5, 2.0), "make_cam image scales", above=0)
-    cam_eval_thres: tuple[float, ...] = field((0.15,), "eval_cam background score; several values or a range "
+    cam_eval_thres: tuple[float, ...] = field((CAM_EVAL_THRES,), "eval_cam background score; several values or a range "
                                                        "start:stop:step (e.g. 0.05:0.60:0.05, stop included) "
                                                        "print the mIoU of each and the best, chosen on the "
                                                        "ground truth", parse=float_values, low=0, high=1)
@@ -33,7 +37,8 @@ class IRNConfig(CommonConfig):
     # IRNet
     irn_weights_name: str = field("sess/res50_irn.pth", "IRNet weights, relative to work_dir")
     irn_backbone_weights: str = field("imagenet", "IRNet's frozen ResNet-50: imagenet, a .pth path, none, "
-                                                  "or cam (the trained CAM network's backbone)")
+                                                  "or cam (the trained CAM network's backbone)",
+                                      choices=("imagenet", "none", "cam"), or_path=True)
     irn_crop_size: int = field(512, "train_irn crop size (a multiple of 4)", low=1)
     irn_batch_size: int = field(32, "train_irn batch size", low=1)
     irn_num_epoches: int = field(3, "train_irn epochs", low=1)

@@ -1,15 +1,14 @@
 """Torch datasets of the IRN steps: classification crops (train_cam), multi-scale inference
 (make_cam, make_sem_seg_labels) and affinity crops (train_irn).
 
-Augmentation draws from a generator seeded by (seed, epoch, image index), so a sample does
-not depend on the worker that makes it, nor on what was drawn before: training resumes and
-shards reproducibly.  Call ``set_epoch`` before each epoch.
+Augmentation is seeded by (seed, epoch, image index) (:class:`wsgcn.datasets.SeededDataset`):
+call ``set_epoch`` before each epoch.
 """
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from wsgcn.datasets import SeededDataset, chw, crop_into
 from wsgcn.io import load_label_png
 from wsgcn.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 
@@ -53,42 +52,9 @@ def random_crop_box(rng, size, crop):
     return (boxes[0][0], boxes[1][0]), (boxes[0][1], boxes[1][1])
 
 
-def crop_into(arrays, fills, crop, box):
-    """Paste each array into a crop x crop canvas filled with its ``fill``."""
-    (cy, cx), (iy, ix) = box
-    out = []
-    for a, fill in zip(arrays, fills):
-        canvas = np.full((crop, crop) + a.shape[2:], fill, a.dtype)
-        canvas[cy, cx] = a[iy, ix]
-        out.append(canvas)
-    return out
-
-
 def top_left_box(size, crop):
     h, w = min(size[0], crop), min(size[1], crop)
     return (slice(0, h), slice(0, w)), (slice(0, h), slice(0, w))
-
-
-def chw(img):
-    """(H, W, C) array -> (C, H, W) tensor, a C-ordered copy: np.ascontiguousarray would keep the
-    negative stride of a flipped image one pixel wide, which torch refuses."""
-    return torch.from_numpy(img.transpose(2, 0, 1).copy())
-
-
-class SeededDataset(Dataset):
-    """Images by name whose augmentation draws from ``rng(idx)``, seeded by (seed, epoch, index)."""
-
-    def __init__(self, voc, names, seed=0):
-        self.voc, self.names, self.seed, self.epoch = voc, list(names), seed, 0
-
-    def __len__(self):
-        return len(self.names)
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def rng(self, idx):
-        return np.random.default_rng([self.seed, self.epoch, idx])
 
 
 class ClassificationDataset(SeededDataset):

@@ -6,17 +6,26 @@ Each ``IRN4GCN/CAM/<name>.npz`` becomes ``DIR/<name>.npy``: the pickled dict IRN
 saves, ``keys`` and ``cam`` as torch tensors and ``high_res`` as a numpy array.  ``import_cams``
 reads such a folder back (with ``--allow_pickle True``).
 """
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from wsgcn.io import EnvironmentFault, atomic_path, prepare_outputs
+from wsgcn.config import CommonConfig, field
+from wsgcn.io import atomic_path, prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.scores import find_score_file, load_cams
+from wsgcn.scripts import LABEL_LIST, tool_main
 from wsgcn.voc import read_image_list
+
+
+@dataclass(frozen=True)
+class ExportCamsConfig:
+    work_dir: str = field(CommonConfig.work_dir, "the run whose IRN4GCN/CAM/<name>.npz are exported")
+    list: str = field(LABEL_LIST, "the images to export")
+    out: str = field("", "folder for the <name>.npy files (required)")
 
 
 def export_cams(cam_dir, names, out_dir):
@@ -33,19 +42,16 @@ def export_cams(cam_dir, names, out_dir):
     return len(names)
 
 
+def run(cfg):
+    if not cfg.out:
+        raise ValueError("--out is required: the folder for the <name>.npy files")
+    count = export_cams(WorkDir(cfg.work_dir).cam, read_image_list(cfg.list), cfg.out)
+    print(f"export_cams: {count} images to {cfg.out}")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work_dir", default="Data")
-    parser.add_argument("--list", default="Data/VOC12/train.txt")
-    parser.add_argument("--out", required=True, help="folder for the <name>.npy files")
-    args = parser.parse_args(argv)
-    try:
-        count = export_cams(WorkDir(args.work_dir).cam, read_image_list(args.list), args.out)
-    except (FileNotFoundError, ValueError, EnvironmentFault) as e:
-        print(f"export_cams.py: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(f"export_cams: {count} images to {args.out}")
+    return tool_main(run, ExportCamsConfig, argv, __doc__, prog="export_cams.py")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

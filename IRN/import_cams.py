@@ -28,7 +28,7 @@ from wsgcn.config import CommonConfig, field
 from wsgcn.io import prepare_outputs, save_npz
 from wsgcn.layout import WorkDir, strided_size
 from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.scores import read_archive
+from wsgcn.scores import as_numbers, read_archive
 from wsgcn.scripts import script_main
 from wsgcn.voc import NUM_OBJECT_CLASSES, VOC12, read_image_list
 
@@ -76,22 +76,25 @@ def normalised(maps):
 
 
 def read_cam_file(path, cfg):
-    """The arrays of one CAM file that ``cfg`` names, as a dict of numpy arrays."""
+    """The arrays of one CAM file that ``cfg`` names: keys (K,) int64, the full-size maps and the
+    stride-4 maps (None when the file has none) as float32, each maps array of 3 dimensions."""
     _, raw = read_archive(path, cfg.allow_pickle, what="CAM")
-    wanted = [cfg.keys_key, cfg.high_res_key] + ([cfg.cam_key] if cfg.cam_key else [])
-    missing = [key for key in wanted[:2] if key not in raw]
+    missing = [key for key in (cfg.keys_key, cfg.high_res_key) if key not in raw]
     if missing:
         raise ValueError(f"{path}: no {missing} among its arrays {sorted(raw)} (see --keys_key/--high_res_key)")
-    return {key: np.asarray(raw[key]) for key in wanted if key in raw}
+    keys = as_numbers(path, raw[cfg.keys_key], np.int64).reshape(-1)
+    high_res = as_numbers(path, raw[cfg.high_res_key], np.float32)
+    cam = as_numbers(path, raw[cfg.cam_key], np.float32) if cfg.cam_key and cfg.cam_key in raw else None
+    for key, maps in ((cfg.high_res_key, high_res), (cfg.cam_key, cam)):
+        if maps is not None and maps.ndim != 3:
+            raise ValueError(f"{path}: {key} has shape {maps.shape}, not (classes, height, width)")
+    return keys, high_res, cam
 
 
 def import_cam(cfg, voc, work, name):
     """Check one image's CAM file against the image and write it as make_cam would."""
     path = find_source(cfg, name)
-    arrays = read_cam_file(path, cfg)
-    keys = arrays[cfg.keys_key].astype(np.int64).reshape(-1)
-    high_res = arrays[cfg.high_res_key].astype(np.float32)
-    cam = arrays.get(cfg.cam_key)
+    keys, high_res, cam = read_cam_file(path, cfg)
     if cfg.keys_include_background:
         objects = keys != 0
         keys = keys[objects] - 1
@@ -113,7 +116,7 @@ def import_cam(cfg, voc, work, name):
         raise ValueError(f"{path}: scores hold NaN or Inf")
     order = np.argsort(keys)  # make_cam's order: the image's classes ascending
     high_res = normalised(high_res[order])
-    cam = strided_cam(high_res) if cam is None else normalised(np.asarray(cam, np.float32)[order])
+    cam = strided_cam(high_res) if cam is None else normalised(cam[order])
     save_npz(work.cam / f"{name}.npz", keys=keys[order], cam=cam, high_res=high_res)
     return name
 

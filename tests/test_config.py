@@ -83,3 +83,34 @@ def test_parser_errors_are_one_line_without_the_usage(capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1 and "usage:" not in err
     assert "error: argument --cam_batch_size: invalid int value: 'many'" in err
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsConfig:
+    weights: str = field("imagenet", "init", choices=("imagenet", "none"), or_path=True)
+
+
+def test_a_keyword_or_path_setting_takes_its_keywords_or_an_existing_file(tmp_path, capsys):
+    weights = tmp_path / "resnet50.pth"
+    weights.write_bytes(b"")  # its contents are read later, by the step that loads it
+    for value in ("imagenet", "none", str(weights)):
+        assert parse_config(WeightsConfig, {"paper": {}}, ["--weights", value]).weights == value
+    for value in ("imagnet", str(tmp_path / "missing.pth"), str(tmp_path)):  # a typo, a missing file, a folder
+        with pytest.raises(SystemExit) as stop:
+            parse_config(WeightsConfig, {"paper": {}}, ["--weights", value])
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(err.splitlines()) == 1, err
+        assert err.endswith(f"argument --weights: {value!r} is not one of imagenet, none, or the path of an "
+                            f"existing file")
+
+
+@pytest.mark.parametrize("flag, value, allowed", [
+    ("backbone_weights", "imagnet", "one of imagenet, none, or the path of an existing file"),
+    ("irn_backbone_weights", "CAM", "one of imagenet, none, cam, or the path of an existing file"),
+    ("cam_optimizer", "adam", "one of sgd, adamw"),
+])
+def test_irn_enumerated_settings_are_refused_when_parsed(flag, value, allowed, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_config(IRNConfig, PROFILES, [f"--{flag}", value])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.endswith(f"argument --{flag}: {value!r} is not {allowed}"), err

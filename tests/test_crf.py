@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from wsgcn.crf import CRFParams, crf_label_map, dense_crf, label_unary, score_unary
+from wsgcn.crf import (CRFParams, crf_label_map, dense_crf, label_unary, probability_unary, score_unary,
+                       softmax_unary)
 
 
 def two_region_image(h=24, w=30):
@@ -22,6 +23,35 @@ def test_label_unary_formula():
 def test_score_unary_clips():
     u = score_unary(np.array([[[1.0, 0.0]]]))
     np.testing.assert_allclose(u, [[[0.0, -np.log(1e-5)]]], rtol=1e-6)
+
+
+def softmax_of(scores):
+    exp = np.exp(scores - scores.max(0, keepdims=True))
+    return exp / exp.sum(0, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_probability_unary_is_pydensecrfs_unary_from_softmax(dtype):
+    """DeepLab/infer.py's unary, bit for bit: clipped to [1e-5, 1], the log in the input's dtype."""
+    from pydensecrf.utils import unary_from_softmax
+
+    prob = softmax_of(np.random.default_rng(0).normal(0, 6, (21, 7, 9))).astype(dtype)
+    prob[:, 0, 0] = 0
+    prob[3, 0, 0] = 1
+    u = probability_unary(prob)
+    assert u.shape == prob.shape and u.dtype == np.float32
+    assert np.array_equal(u, unary_from_softmax(prob).reshape(prob.shape))
+    assert u[3, 0, 0] == 0 and u[0, 0, 0] == np.float32(-np.log(dtype(1e-5)))
+
+
+def test_softmax_unary_is_the_unary_of_the_scores_softmax():
+    """GCN/CRF.py's unary: -log of the softmax over K of the Logit planes, clipped at 1e-5; the
+    same for scores shifted by any constant per pixel."""
+    scores = np.random.default_rng(1).normal(0, 8, (4, 6, 5)).astype(np.float32)
+    u = softmax_unary(scores)
+    assert u.dtype == np.float32
+    assert np.array_equal(u, -np.log(np.maximum(softmax_of(scores), 1e-5)))
+    np.testing.assert_allclose(softmax_unary(scores + 100 * np.arange(30).reshape(6, 5)), u, atol=1e-4)
 
 
 def test_dense_crf_marginals():

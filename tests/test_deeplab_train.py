@@ -15,8 +15,9 @@ from DeepLab.config import DeepLabConfig
 from DeepLab.datasets import TrainDataset, input_array, resize_bilinear, resize_labels
 from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import initialise, load_deeplab
-from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50_cam import CAMNet
+from wsgcn import training
+from wsgcn.checkpoint import save_checkpoint
 from wsgcn.io import save_label_png
 from wsgcn.voc import VOC12
 from test_distributed import torchrun
@@ -94,7 +95,7 @@ def test_param_groups(network):
 def test_poly_schedule_holds_for_lr_step_iterations():
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([{"params": [param], "lr": 0.1}, {"params": [], "lr": 2.0}], lr=0.1)
-    from IRN.training import poly_factor, poly_schedule
+    from wsgcn.training import poly_factor, poly_schedule
 
     schedule = poly_schedule(optimizer, max_step=50, power=0.9, lr_step=10)
     seen = []
@@ -247,13 +248,13 @@ def test_training_loss_falls_and_resume_gives_the_same_weights(demo_root, tmp_pa
     assert lrs == pytest.approx([20e-6 * (1 - (t // 2 * 2) / 8) ** 0.9 for t in range(8)])
 
     killed = tmp_path / "killed"
-    save = deeplab_train.save_training_state
+    save = training.save_training_state
 
     def save_then_stop(*args, **kwargs):
         save(*args, **kwargs)
         raise Interrupted
 
-    monkeypatch.setattr(deeplab_train, "save_training_state", save_then_stop)
+    monkeypatch.setattr(training, "save_training_state", save_then_stop)
     with pytest.raises(Interrupted):
         deeplab_train.main(argv(killed))
     monkeypatch.undo()
@@ -298,11 +299,12 @@ def test_script_writes_weights_that_load_deeplab_reads(demo_root, tmp_path, caps
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--backbone", "resnet"], "--backbone 'resnet': use one of caffe, torchvision"),
+    (["--backbone", "resnet"], "argument --backbone: 'resnet' is not one of caffe, torchvision"),
     (["--backbone", "caffe", "--init", "cam"], "--init cam initialises the torchvision backbone"),
     (["--label_dir", "/nonexistent/labels"], "label folder not found: /nonexistent/labels"),
     (["--batch_size", "3"], "the training list has 2 images, fewer than one batch of 3"),
-    (["--init", "/nonexistent/init.pth"], "checkpoint not found: /nonexistent/init.pth"),
+    (["--init", "/nonexistent/init.pth"],
+     "argument --init: '/nonexistent/init.pth' is not one of '', imagenet, cam, none, or the path of an existing file"),
 ])
 def test_bad_settings_stop_with_one_line(demo_root, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as stop:

@@ -216,7 +216,7 @@ def test_nccl_runs_join_with_a_timeout_and_wait_on_a_gloo_group(monkeypatch):
 def test_resume_state_keeps_no_per_gpu_rng_so_fewer_gpus_can_resume(tmp_path, monkeypatch):
     """A state saved on 8 GPUs resumes on 1: no per-GPU RNG state is saved or restored (training
     draws no CUDA random numbers), and an older state's "cuda" entry is ignored."""
-    from IRN.training import load_training_state, poly_schedule, save_training_state
+    from wsgcn.training import load_training_state, poly_schedule, save_training_state
 
     def no_gpu_state(*args, **kwargs):
         raise AssertionError("per-GPU RNG state touched")
@@ -239,7 +239,7 @@ def test_resume_state_keeps_no_per_gpu_rng_so_fewer_gpus_can_resume(tmp_path, mo
 
 def test_pinned_memory_follows_the_device_in_use(monkeypatch):
     """A CPU run on a machine with a GPU does not pin (and hold) page-locked memory."""
-    from IRN.training import train_loader
+    from wsgcn.training import train_loader
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     dataset = list(range(8))

@@ -92,7 +92,9 @@ def test_eval_needs_matplotlib_only_for_the_picture(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "c.csv").is_file()
     out = subprocess.run(base + ["--confusion_png", str(tmp_path / "c.png")], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 1 and "needs matplotlib" in out.stderr and "Traceback" not in out.stderr
+    # a package missing on the machine: nothing evaluated, one line, exit status 2
+    assert out.returncode == 2 and "needs matplotlib" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
     assert out.stdout == "" and not (tmp_path / "c.png").exists()
 
 
@@ -137,3 +139,19 @@ def test_eval_names_missing_ground_truth(tmp_path):
     out = run_eval(*args)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "1 of 1 ground-truth label maps missing" in out.stderr and out.stderr.strip().endswith(": x")
+
+
+def test_eval_switches_are_given_alone_or_with_a_value(tmp_path, capsys):
+    """--upsample and --protocol, documented as switches, also take True/False as every boolean flag."""
+    import eval as eval_script
+
+    gt, pred, args = hand_made_case(tmp_path)
+    save_label_png(tmp_path / "pred" / "x.png", pred[::2, ::2])  # 3 x 4: smaller than its 5 x 7 ground truth
+    args = [str(a) for a in args]
+    assert eval_script.main(args) == 1 and "--upsample" in capsys.readouterr().err
+    assert eval_script.main(args + ["--upsample", "--protocol"]) == 0
+    alone = capsys.readouterr().out
+    assert eval_script.main(args + ["--upsample", "True", "--protocol", "True"]) == 0
+    assert capsys.readouterr().out == alone and "FN objects" in alone
+    assert eval_script.main(args + ["--protocol", "False", "--upsample"]) == 0
+    assert "FN objects" not in capsys.readouterr().out

@@ -19,9 +19,9 @@ import torch
 from GCN import CRF, make_dataset
 from GCN import train as gcn_train
 from IRN import run_sample
-from IRN.net.checkpoint import load_checkpoint
 from IRN.net.resnet50_cam import load_cam_net
-from wsgcn.io import load_npz, save_npz
+from wsgcn.checkpoint import load_checkpoint
+from wsgcn.io import load_label_png, load_npz, save_label_png, save_npz
 from wsgcn.scores import load_cams, load_probs
 from wsgcn.voc import read_image_list
 
@@ -366,6 +366,41 @@ def test_nan_boundary_fails_in_gcn_train_and_keeps_its_old_outputs(demo, gcn_cop
     assert {d: (d / f"{bad}.{ext}").read_bytes() for d, ext in ((label_dir, "png"), (logit_dir, "npz"))} == old
 
 
+@pytest.mark.parametrize("defect", ["features_channels", "boundary_size", "partial_size"])
+def test_gcn_input_of_the_wrong_shape_fails_in_gcn_train_naming_the_file(demo, gcn_copy, tmp_path, val_names, capsys,
+                                                                         defect):
+    """Checked where the file is read: it never reaches torch as a shape mismatch (a bug, exit 3)."""
+    work = gcn_copy
+    label_dir = work / "GCN4DeepLab/Label"
+    bad = val_names[1]
+    if defect == "partial_size":
+        damaged = work / "IRN4GCN/PARTIAL_PSEUDO_LABEL_DN" / f"{bad}.png"
+        save_label_png(damaged, load_label_png(damaged)[:-1])
+    else:
+        key, folder = ("features", "AFF_FEATURE") if defect == "features_channels" else ("boundary", "BOUNDARY")
+        damaged = work / "IRN4GCN" / folder / f"{bad}.npz"
+        array = load_npz(damaged)[key]
+        save_npz(damaged, **{key: array[:150] if defect == "features_channels" else array[:, :-1]})
+    argv = gcn_argv(demo, work, write_list(tmp_path / "list.txt", val_names), "--overwrite", "True")
+
+    assert exit_status(gcn_train.main, argv) == 1
+    assert_one_failure(capsys.readouterr().err, label_dir, "GCN", bad, damaged, "do not fit" if defect ==
+                       "partial_size" else "has shape")
+
+
+def test_a_graph_typo_stops_gcn_train_before_any_work(demo, gcn_copy, tmp_path, val_names, capsys):
+    """It failed every image in the data-loading workers and exited 1."""
+    work = gcn_copy
+    before = tree(work)
+    argv = gcn_argv(demo, work, write_list(tmp_path / "list.txt", val_names), "--overwrite", "True",
+                    "--graph", "lowmen")
+    assert exit_status(gcn_train.main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"{Path(sys.argv[0]).name}: error: argument --graph: 'lowmen' is not one of dense, "
+                                f"lowmem"]
+    assert tree(work) == before
+
+
 @pytest.mark.parametrize("defect", ["wrong_size", "nan"])
 def test_damaged_logit_fails_in_crf_and_a_fixed_rerun_succeeds(demo, gcn_copy, tmp_path, val_names, capsys, defect):
     work = gcn_copy
@@ -399,6 +434,63 @@ def test_damaged_logit_fails_in_crf_and_a_fixed_rerun_succeeds(demo, gcn_copy, t
     assert f"{len(val_names) - 1} of {len(val_names)} images already done" in err
     assert not (crf_label / "failures.txt").exists()
     assert not lines_naming(err, bad)
+
+
+# ---------------------------------------------------------------- the readers
+
+
+def write_archive(path, defect):
+    """A score or CAM file with ``defect``; returns the reader call that must refuse it."""
+    good = dict(keys=np.array([3, 14]), cam=np.ones((2, 3, 4), np.float32), high_res=np.ones((2, 9, 13), np.float32))
+    if defect in ("not_a_zip", "truncated", "bad_crc"):
+        save_npz(path, **good)
+        data = path.read_bytes()
+        path.write_bytes({"not_a_zip": b"PK\x03\x04 not a zip at all", "truncated": data[: len(data) // 2],
+                          "bad_crc": data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]}[defect])
+    elif defect == "bare_npy":
+        with open(path, "wb") as f:
+            np.save(f, good["cam"])
+    elif defect == "keys_not_numbers":
+        save_npz(path, **dict(good, keys=np.array(["cat", "dog"])))
+    elif defect == "key_out_of_range":
+        save_npz(path, **dict(good, keys=np.array([3, 25])))
+    elif defect == "key_twice":
+        save_npz(path, **dict(good, keys=np.array([3, 3])))
+    elif defect == "prob_label_out_of_range":
+        save_npz(path, keys=np.array([0, 300]), prob=np.ones((2, 9, 13), np.float32))
+        return lambda: load_probs(path)
+    elif defect == "legacy_garbage":
+        path = path.with_suffix(".npy")
+        path.write_bytes(b"\x93NUMPY garbage")
+        return lambda: load_probs(path, allow_pickle=True)
+    elif defect == "legacy_maps_of_two_sizes":
+        path = path.with_suffix(".npy")
+        np.save(path, {0: np.zeros((9, 13)), 4: np.zeros((9, 12))}, allow_pickle=True)
+        return lambda: load_probs(path, allow_pickle=True)
+    return lambda: load_cams(path)
+
+
+@pytest.mark.parametrize("defect", ["not_a_zip", "truncated", "bad_crc", "bare_npy", "keys_not_numbers",
+                                    "key_out_of_range", "key_twice", "prob_label_out_of_range", "legacy_garbage",
+                                    "legacy_maps_of_two_sizes"])
+def test_a_damaged_archive_is_a_bad_input_naming_the_file(tmp_path, defect):
+    """A ValueError naming the file, which fails its image alone (never a zip, pickle or numpy
+    error without the name, nor an IndexError later)."""
+    read = write_archive(tmp_path / "x.npz", defect)
+    with pytest.raises(ValueError, match=str(tmp_path / "x.np")):
+        read()
+
+
+@pytest.mark.parametrize("arrays", [dict(keys=np.array([14]), high_res=np.float32(1.0)),
+                                    dict(keys=np.array([14]), high_res=np.ones((1, 9, 13)), cam=np.ones((3, 4))),
+                                    dict(keys=np.array(["dog"]), high_res=np.ones((1, 9, 13)))],
+                         ids=["scalar_maps", "2d_cam", "keys_not_numbers"])
+def test_an_imported_cam_file_of_the_wrong_form_fails_naming_the_file(tmp_path, arrays):
+    from IRN.import_cams import ImportCamsConfig, read_cam_file
+
+    save_npz(tmp_path / "x.npz", **arrays)
+    with pytest.raises(ValueError, match=str(tmp_path / "x.npz")):
+        read_cam_file(tmp_path / "x.npz", ImportCamsConfig(keys_include_background=True))
 
 
 # ---------------------------------------------------------------- errors before any work
@@ -575,6 +667,46 @@ def test_a_crash_ends_with_status_3_and_its_traceback(monkeypatch, capsys):
     assert exit_status(lambda argv: script_main(run, GCNConfig, PROFILES, argv), ["--device", "cpu"]) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "OutOfMemoryError" in err and "crashed (exit status 3)" in err
+
+
+def torch_shape_mismatch():
+    return torch.zeros(3) + torch.zeros(4)
+
+
+def cuda_out_of_memory():
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def cpu_out_of_memory():
+    return torch.empty(2 ** 62, dtype=torch.uint8)  # 4 EiB: torch's CPU allocator raises a RuntimeError
+
+
+@pytest.mark.parametrize("error, status", [(torch_shape_mismatch, 3), (cuda_out_of_memory, 1),
+                                           (cpu_out_of_memory, 1)])
+def test_a_torch_error_of_one_image_is_a_bug_unless_out_of_memory(tmp_path, capsys, error, status):
+    """torch's RuntimeError is a bug (the readers refuse the bad files that would cause one): the
+    run stops with its traceback and exit status 3.  Out of memory fails that image alone."""
+    from GCN.config import PROFILES, GCNConfig
+    from wsgcn.per_image import Failures, map_images
+    from wsgcn.scripts import script_main
+
+    def process(name):
+        return error() if name == "b" else name
+
+    def run(cfg):
+        failures = Failures("step", tmp_path / "out")
+        assert list(map_images(process, ["a", "b", "c"], cfg.num_workers, quiet=True, failures=failures)) == ["a", "c"]
+        failures.finish()
+
+    argv = ["--device", "cpu", "--num_workers", "0"]
+    assert exit_status(lambda argv: script_main(run, GCNConfig, PROFILES, argv), argv) == status
+    err = capsys.readouterr().err
+    if status == 3:
+        assert "Traceback" in err and "must match the size" in err and "crashed (exit status 3)" in err
+        assert not (tmp_path / "out/failures.txt").exists()
+    else:
+        assert "Traceback" not in err and len(lines_naming(err, "step: b: ")) == 1
+        assert list(read_failures(tmp_path / "out")) == ["b"]
 
 
 @pytest.mark.parametrize("env, message", [({"NPROC": "gpu", "CUDA_VISIBLE_DEVICES": ""}, "no GPU is visible"),

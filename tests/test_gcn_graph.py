@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from GCN.graph import exact_adjacency
+from tests.reference import build_graph, low_rank_graph
 from wsgcn.affinity import affinity_graph
 
 
@@ -46,11 +47,9 @@ def two_region_boundary(h=24, w=30, seed=0):
 
 
 def test_lowmem_graph_approximates_the_exact_one():
-    from GCN.graph import LowRankGraph
-
     boundary = two_region_boundary()
     exact = exact_adjacency(boundary.double()).float()
-    graph = LowRankGraph(boundary, rank=32)
+    graph = low_rank_graph(boundary, rank=32)
     assert len(graph.alone) > 0 and len(graph.kept) > 0  # both parts of the operator are exercised
     x = torch.randn(boundary.numel(), 21, generator=torch.Generator().manual_seed(1))
     ours, reference = graph(x), exact @ x
@@ -60,11 +59,9 @@ def test_lowmem_graph_approximates_the_exact_one():
 
 
 def test_lowmem_graph_is_differentiable_and_small_graphs_use_a_dense_solver():
-    from GCN.graph import LowRankGraph
-
     boundary = torch.rand(8, 9, generator=torch.Generator().manual_seed(2)) ** 3
     boundary[4, :] = 0.97
-    graph = LowRankGraph(boundary, rank=32)  # 72 nodes: a dense eigensolver
+    graph = low_rank_graph(boundary, rank=32)  # 72 nodes: a dense eigensolver
     y = torch.randn(72, 5, requires_grad=True)
     graph(y).sum().backward()
     assert y.grad is not None and torch.isfinite(y.grad).all()
@@ -74,10 +71,8 @@ def test_lowmem_graph_is_differentiable_and_small_graphs_use_a_dense_solver():
 
 
 def test_lowmem_graph_of_an_all_boundary_map_is_the_identity():
-    from GCN.graph import LowRankGraph
-
     boundary = torch.ones(6, 7)  # every node cut off from every neighbour, as the exact M says
-    graph = LowRankGraph(boundary)
+    graph = low_rank_graph(boundary)
     y = torch.randn(42, 3)
     torch.testing.assert_close(graph(y), y)
     torch.testing.assert_close(exact_adjacency(boundary.double()).float(), torch.eye(42))
@@ -88,7 +83,7 @@ def test_graph_modes_are_a_registry():
 
     from GCN.batch import GridBatch
     from GCN.config import GCNConfig
-    from GCN.graph import GRAPHS, LowRankGraph, build_graph, graph_mode
+    from GCN.graph import GRAPHS, LowRankGraph, graph_mode
 
     assert set(GRAPHS) == {"dense", "lowmem"} and graph_mode("lowmem") is GRAPHS["lowmem"]
     with pytest.raises(ValueError, match="--graph 'sparse': use one of dense, lowmem"):
@@ -102,3 +97,18 @@ def test_graph_modes_are_a_registry():
     assert dense[1].sum() == pytest.approx(99, rel=1e-5)  # 99 rows of 1, padding rows and columns empty
     lowmem = build_graph(boundaries, GCNConfig(), batch)
     assert isinstance(lowmem, LowRankGraph)
+
+
+def test_each_graph_mode_says_how_many_images_batch_on_cuda():
+    from dataclasses import replace
+
+    from GCN.config import GCNConfig
+    from GCN.graph import GRAPHS
+    from GCN.train import batch_size
+
+    assert {name: mode.cuda_batch for name, mode in GRAPHS.items()} == {"dense": 1, "lowmem": 32}
+    for name in GRAPHS:
+        cfg = replace(GCNConfig(), graph=name)
+        assert batch_size(cfg, torch.device("cuda")) == GRAPHS[name].cuda_batch
+        assert batch_size(cfg, torch.device("cpu")) == 1
+        assert batch_size(replace(cfg, batch_images=5), torch.device("cuda")) == 5

@@ -172,19 +172,28 @@ def test_out_of_memory_retries_the_batch_one_image_at_a_time(monkeypatch, tmp_pa
         ("image2", "CUDA out of memory. Tried to allocate 2.00 GiB")]
 
 
-def test_other_errors_fail_the_batch_on_the_cpu_and_stop_the_run_on_cuda(monkeypatch, tmp_path):
+def test_input_errors_fail_the_batch_on_the_cpu_and_stop_the_run_on_cuda_and_bugs_stop_it_everywhere(
+        monkeypatch, tmp_path):
     from GCN.config import GCNConfig
     from wsgcn.per_image import Failures
 
-    def train_gcn(images, cfg, device, prepared=None):
+    def bad_input(images, cfg, device, prepared=None):
+        raise ValueError("x.npz: boundary map of the wrong size")
+
+    def bug(images, cfg, device, prepared=None):
         raise RuntimeError("CUDA error: device-side assert triggered")
 
-    monkeypatch.setattr(gcn_train, "train_gcn", train_gcn)
+    monkeypatch.setattr(gcn_train, "train_gcn", bad_input)
     failures = Failures("GCN", tmp_path)
     gcn_train.train_and_write(_three_images(), GCNConfig(), torch.device("cpu"), _Recorder(), failures)
     assert len(failures.items) == 3
-    with pytest.raises(RuntimeError, match="device-side assert"):  # every later batch would fail too
+    with pytest.raises(ValueError, match="wrong size"):  # a device-side error: every later batch would fail too
         gcn_train.train_and_write(_three_images(), GCNConfig(), torch.device("cuda"), _Recorder(), failures)
+    monkeypatch.setattr(gcn_train, "train_gcn", bug)
+    for device in ("cpu", "cuda"):
+        with pytest.raises(RuntimeError, match="device-side assert"):
+            gcn_train.train_and_write(_three_images(), GCNConfig(), torch.device(device), _Recorder(), failures)
+    assert len(failures.items) == 3
 
 
 def test_partial_label_values_are_checked_at_load(gcn_run, tmp_path):

@@ -112,13 +112,16 @@ def test_derived_cam_matches_make_cams_own(irn_run):
     assert len(errors) >= 8 and np.mean(errors) < 0.01 and np.mean(agreement) > 0.98
 
 
-def test_exported_irnet_npy_imports_back_to_the_same_cams(irn_run, demo_root, tmp_path):
+def test_exported_irnet_npy_imports_back_to_the_same_cams(irn_run, demo_root, tmp_path, capsys):
     from IRN import export_cams
 
     cfg, work, _ = irn_run
     names = read_image_list(demo_root / "train.txt")[:3]
     (tmp_path / "list.txt").write_text("".join(f"{n}\n" for n in names))
-    assert export_cams.export_cams(work / "IRN4GCN/CAM", names, tmp_path / "irnet") == 3
+    argv = ["--work_dir", str(work), "--list", str(tmp_path / "list.txt"), "--out", str(tmp_path / "irnet")]
+    assert export_cams.main(argv) == 0
+    assert capsys.readouterr().out == f"export_cams: 3 images to {tmp_path / 'irnet'}\n"
+    assert export_cams.main(argv[:-2]) == 2 and "--out is required" in capsys.readouterr().err
     raw = np.load(tmp_path / "irnet" / f"{names[0]}.npy", allow_pickle=True).item()
     assert torch.is_tensor(raw["keys"]) and torch.is_tensor(raw["cam"]) and isinstance(raw["high_res"], np.ndarray)
     assert status(["--src", str(tmp_path / "irnet"), "--work_dir", str(tmp_path / "w"), "--allow_pickle", "True",

@@ -4,8 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from IRN.datasets import AffinityDataset, MultiScaleDataset, crop_into, normalize, random_crop_box, rescale
+from IRN.datasets import AffinityDataset, MultiScaleDataset, normalize, random_crop_box, rescale
 from wsgcn.affinity import PathIndex
+from wsgcn.datasets import crop_into
 
 
 def test_rescale_is_pils_resize_to_the_rounded_size():

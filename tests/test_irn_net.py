@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50_cam import CAMNet, load_cam_net
 from IRN.net.resnet50_irn import IRNet, load_irnet
+from wsgcn.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,13 @@
 """Per-image bookkeeping: which images a re-run still has to do, and the failures file."""
 import os
+import pickle
+import zipfile
 
 import pytest
+import torch
+from PIL import UnidentifiedImageError
 
-from wsgcn.per_image import Failures, StepFailed, map_images, pending_images
+from wsgcn.per_image import Failures, StepFailed, is_input_error, map_images, pending_images
 
 
 def touch(path, mtime):
@@ -43,6 +47,10 @@ def read_or_fail(name):
         raise ValueError(f"{name}.png: unreadable image")
     if name == "bug":
         return name.no_such_attribute  # a programming error, not a bad input
+    if name == "torch_bug":  # what torch says of a bug, e.g. arrays of mismatched shapes
+        return torch.zeros(3) + torch.zeros(4)
+    if name == "huge":  # 4 EiB: no machine has it, torch's CPU allocator refuses
+        return torch.empty(2 ** 62, dtype=torch.uint8)
     return name
 
 
@@ -67,3 +75,35 @@ def test_a_programming_error_stops_the_run(tmp_path, num_workers):
         with failures.guard("x"):
             len(3)
     assert failures.items == []
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_torch_runtime_error_stops_the_run_but_out_of_memory_fails_the_image(tmp_path, num_workers):
+    failures = Failures("step", tmp_path)
+    with pytest.raises(RuntimeError, match="must match the size"):
+        list(map_images(read_or_fail, ["a", "torch_bug", "c"], num_workers, quiet=True, failures=failures))
+    assert failures.items == []
+    done = list(map_images(read_or_fail, ["a", "huge", "c"], num_workers, quiet=True, failures=failures))
+    assert done == ["a", "c"]
+    assert [name for name, _, _ in failures.items] == ["huge"] and "can't allocate memory" in failures.items[0][1]
+
+
+def test_which_errors_are_bad_inputs():
+    inputs = [OSError("x.png: unreadable"), UnidentifiedImageError("cannot identify image file 'x.jpg'"),
+              EOFError(), zipfile.BadZipFile("File is not a zip file"), pickle.UnpicklingError("bad"),
+              ValueError("x.npz: NaN"), KeyError("keys"), MemoryError(),
+              torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+              RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 4611686018427387904 bytes. Error code 12 (Cannot allocate memory)")]
+    bugs = [RuntimeError("The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 0"),
+            RuntimeError("CUDA error: device-side assert triggered"), TypeError("x"), AttributeError("x"),
+            IndexError("index 25 is out of bounds"), ZeroDivisionError()]
+    assert [is_input_error(e) for e in inputs] == [True] * len(inputs)
+    assert [is_input_error(e) for e in bugs] == [False] * len(bugs)
+    failures = Failures("step", "unused")
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        with failures.guard("x"):
+            raise bugs[1]
+    with failures.guard("x"):
+        raise inputs[-2]
+    assert [name for name, _, _ in failures.items] == ["x"]

@@ -81,6 +81,33 @@ def test_settings_that_were_accepted_are_refused_when_parsed(script, flag, value
     assert_refused_when_parsed(script, flag, value, range_words, tmp_path, capsys)
 
 
+KEYWORD_OR_FILE = "or the path of an existing file"
+
+
+@pytest.mark.parametrize("script, flag, value, range_words", [
+    ("GCN/train", "graph", "lowmen", "one of dense, lowmem"),  # it failed every image in the workers
+    ("run_sample", "cam_optimizer", "adam", "one of sgd, adamw"),
+    ("run_sample", "backbone_weights", "imagnet", f"one of imagenet, none, {KEYWORD_OR_FILE}"),
+    ("run_sample", "backbone_weights", "/nonexistent/resnet50.pth", f"one of imagenet, none, {KEYWORD_OR_FILE}"),
+    ("run_sample", "irn_backbone_weights", "cma", f"one of imagenet, none, cam, {KEYWORD_OR_FILE}"),
+    ("DeepLab/train", "backbone", "resnet", "one of caffe, torchvision"),
+    ("DeepLab/infer", "backbone", "resnet", "one of caffe, torchvision"),
+    ("DeepLab/train", "init", "imagnet", f"one of '', imagenet, cam, none, {KEYWORD_OR_FILE}"),
+    ("DeepLab/train", "init", "/nonexistent/init.pth", f"one of '', imagenet, cam, none, {KEYWORD_OR_FILE}"),
+])
+def test_enumerated_settings_are_refused_when_parsed(script, flag, value, range_words, tmp_path, capsys):
+    assert_refused_when_parsed(script, flag, value, range_words, tmp_path, capsys)
+
+
+def test_the_allowed_values_come_from_what_the_code_knows():
+    from DeepLab.config import BACKBONE_INPUT
+    from GCN.graph import GRAPHS
+
+    fields = {f.name: f for f in dataclasses.fields(GCNConfig) + dataclasses.fields(DeepLabConfig)}
+    assert fields["graph"].metadata["choices"] == tuple(GRAPHS)
+    assert fields["backbone"].metadata["choices"] == tuple(BACKBONE_INPUT)
+
+
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "tpu", "cuda:-1", "cuda:", "CPU"])
 def test_device_names_outside_the_allowed_ones_are_refused_when_parsed(device, tmp_path, capsys):
     assert_refused_when_parsed("make_dataset", "device", device, "cuda:N", tmp_path, capsys)
@@ -114,6 +141,10 @@ def test_help_shows_the_range(capsys):
     assert "full-batch training epochs per image (>= 1; default: 250)" in shown
     assert "dropout after the first layer (>= 0 and < 1; default: 0.3)" in shown
     assert "one of '', auto, cpu, cuda, cuda:N (N = 0, 1, ...); default: ''" in shown
+    with pytest.raises(SystemExit):
+        run_sample.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(one of imagenet, none, or the path of an existing file; default: 'imagenet')" in shown
 
 
 @pytest.mark.parametrize("flag, allowed", [("--stage", "1, 2 or all"), ("--profile", "paper or demo")])

@@ -124,7 +124,7 @@ TRAIN_LOADER_PARENT = """
 import sys, time
 import torch
 from pathlib import Path
-from IRN.training import train_loader
+from wsgcn.training import train_loader
 
 class Big(torch.utils.data.Dataset):
     def __len__(self):

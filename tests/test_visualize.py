@@ -91,7 +91,7 @@ def test_a_missing_stage_is_a_grey_panel(work_dir):
     (work.cam / f"{names[0]}.npz").unlink()
     panels, _ = visualize.image_panels(visualize.VisualizeConfig(), voc, work, names[0])
     titles = [title for title, _ in panels]
-    assert len(panels) == visualize.NUM_PANELS == 8
+    assert len(panels) == 3 + len(visualize.LABEL_PANELS) == 8  # image, ground truth, CAM, the label maps
     assert titles[2] == f"{visualize.CAM_TITLE} (missing)" and titles[-1] == "GCN + CRF (missing)"
     assert panels[2][1] is None and panels[-1][1] is None and panels[-2][1] is not None
     assert visualize.main(argv + ["--names", names[0]]) == 0
@@ -134,7 +134,7 @@ def test_class_iou_csv_equals_the_metric(work_dir):
 
 def test_bad_name_is_one_clear_error(work_dir, capsys):
     argv, work, voc, names = work_dir
-    assert visualize.main(argv + ["--names", names[0], "no_such_image"]) == 1
+    assert visualize.main(argv + ["--names", names[0], "no_such_image"]) == 2  # bad data: nothing drawn
     err = capsys.readouterr().err
     assert err.startswith("visualize.py: error:") and str(voc.image_path("no_such_image")) in err
     assert "Traceback" not in err and not (work.root / "visualize").exists()  # nothing drawn before the check
@@ -143,11 +143,14 @@ def test_bad_name_is_one_clear_error(work_dir, capsys):
 def test_a_label_map_of_another_size_is_an_error_naming_it(work_dir, capsys):
     argv, work, voc, names = work_dir
     save_label_png(work.sem_seg / f"{names[1]}.png", np.zeros((5, 5), np.uint8))
-    assert visualize.main(argv + ["--names", names[1]]) == 1
-    assert f"{work.sem_seg / names[1]}.png: labels are 5x5" in capsys.readouterr().err
+    assert visualize.main(argv + ["--names", names[1]]) == 2
+    err = capsys.readouterr().err
+    assert f"{work.sem_seg / names[1]}.png: labels are 5x5" in err and len(err.strip().splitlines()) == 1
 
 
-def test_default_list_mirrors_the_gcn_stage():
+def test_defaults_mirror_the_stages():
     from GCN.config import GCNConfig
-    assert visualize.VisualizeConfig().list == GCNConfig().train_list
+    from IRN.config import IRNConfig
+    assert visualize.VisualizeConfig().list == GCNConfig().train_list == IRNConfig().infer_list
+    assert (visualize.VisualizeConfig().cam_eval_thres,) == IRNConfig().cam_eval_thres
     assert visualize.VisualizeConfig().num_images == 8

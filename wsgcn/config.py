@@ -6,14 +6,16 @@ with a ``parse`` function takes several values too, each parsed into a tuple, an
 are joined (``--cam_eval_thres 0.05:0.60:0.05`` with :func:`float_values`).  A profile is a
 named set of overrides (``--profile demo``) applied before the explicit flags.
 
-A field declares the values it allows (``low``/``high``/``above``/``below``, ``choices``): shown in
-``--help`` and checked once the defaults, the profile and the flags are combined, so a bad setting
-stops the script before it reads or writes anything, with one line and exit status 2.
+A field declares the values it allows (``low``/``high``/``above``/``below``, ``choices``, and
+``or_path`` for a keyword or a file): shown in ``--help`` and checked once the defaults, the profile
+and the flags are combined, so a bad setting stops the script before it reads or writes anything,
+with one line and exit status 2.
 """
 import argparse
 import dataclasses
 import math
 import operator
+import os
 import typing
 
 from wsgcn.runtime import default_workers
@@ -117,16 +119,19 @@ BOUNDS = (("low", ">=", operator.ge), ("above", ">", operator.gt),
           ("high", "<=", operator.le), ("below", "<", operator.lt))
 
 
-def field(default, help, parse=None, low=None, high=None, above=None, below=None, choices=None):
+def field(default, help, parse=None, low=None, high=None, above=None, below=None, choices=None, or_path=False):
     """A config field with its help text and the values it allows.
 
     ``parse`` (a function from one command-line value to a tuple, e.g. :func:`float_values`)
     makes the flag take several values, joined into one tuple.  ``low``/``high`` are inclusive
     bounds and ``above``/``below`` exclusive ones, of the number or of every item of a tuple;
     ``choices`` lists the allowed values, where a choice ``name:N`` stands for name:0, name:1, ...
+    With ``or_path``, a value that is none of the choices must be the path of an existing file
+    (a weights file beside keywords such as ``imagenet``): a misspelt keyword and a missing file
+    are both refused when parsed, not when the file would be read hours into the run.
     """
     limits = dict(low=low, above=above, high=high, below=below)
-    metadata = {"help": help, "parse": parse, "choices": choices,
+    metadata = {"help": help, "parse": parse, "choices": choices, "or_path": or_path,
                 "bounds": {name: limit for name, limit in limits.items() if limit is not None}}
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -149,6 +154,8 @@ def allowed_values(field):
     choices, bounds = field.metadata.get("choices"), field.metadata.get("bounds")
     if choices:
         words = ", ".join(repr(choice) if choice == "" else str(choice) for choice in choices)
+        if field.metadata.get("or_path"):
+            return f"one of {words}, or the path of an existing file"
         pattern = any(isinstance(choice, str) and choice.endswith(":N") for choice in choices)
         return f"one of {words}" + (" (N = 0, 1, ...)" if pattern else "")
     if not bounds:
@@ -165,7 +172,8 @@ def out_of_range(field, value):
     choices, bounds = field.metadata.get("choices"), field.metadata.get("bounds")
     for item in (value if isinstance(value, tuple) else (value,)):
         if choices and not any(_is_choice(item, choice) for choice in choices):
-            return f"argument --{field.name}: {item!r} is not {allowed_values(field)}"
+            if not (field.metadata.get("or_path") and os.path.isfile(item)):
+                return f"argument --{field.name}: {item!r} is not {allowed_values(field)}"
         if bounds and not _in_bounds(item, bounds):
             which = "each value " if isinstance(value, tuple) else ""
             return f"argument --{field.name}: {item!r} is out of range: {which}must be {_bounds_in_words(bounds)}"

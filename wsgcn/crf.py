@@ -1,8 +1,10 @@
 """Fully connected CRF (Krähenbühl & Koltun) on an image, the one wrapper every step uses.
 
-Three steps run it with their own unaries and kernels: cam_to_ir_label (unary from labels),
-make_dataset (unary from clipped scores) and CRF.py (unary from a softmax).  Each passes a
-:class:`CRFParams` with its published values.
+Four steps run it with their own unaries and kernels: cam_to_ir_label (unary from labels,
+:func:`crf_label_map`), make_dataset (unary from clipped scores, :func:`score_unary`), GCN/CRF.py
+(unary from a softmax of the GCN's scores, :func:`softmax_unary`) and DeepLab/infer.py (unary
+from DeepLab's softmax, :func:`probability_unary`).  Each passes a :class:`CRFParams` with its
+published values.
 """
 from dataclasses import dataclass
 
@@ -57,6 +59,18 @@ def label_unary(labels, n_labels, gt_prob=0.7):
 def score_unary(scores, eps=1e-5):
     """(K, H, W) unary -log(max(score, eps)) from scores that need not sum to one."""
     return -np.log(np.maximum(np.asarray(scores, dtype=np.float32), eps))
+
+
+def probability_unary(prob, eps=1e-5):
+    """(K, H, W) float32 unary -log(p) from probabilities over K, clipped to [eps, 1] and taken in
+    their own dtype (pydensecrf's ``unary_from_softmax``, as kazuto1011's DenseCRF)."""
+    return -np.log(np.clip(prob, eps, 1.0)).astype(np.float32)
+
+
+def softmax_unary(scores, eps=1e-5):
+    """(K, H, W) unary from scores through their softmax over K (WSGCN's CRF of the GCN's Logits)."""
+    exp = np.exp(scores - scores.max(0, keepdims=True))  # shifted: no overflow
+    return probability_unary(exp / exp.sum(0, keepdims=True), eps)
 
 
 def crf_label_map(image, labels, n_labels, params, gt_prob=0.7):

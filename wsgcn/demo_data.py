@@ -26,7 +26,6 @@ Generation is deterministic: image ``i`` draws all its randomness from
 ``default_rng([seed, i])``, so a seed gives byte-identical files, and the first images do not
 change when more images are asked for.
 """
-import argparse
 import colorsys
 import json
 import re
@@ -38,7 +37,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from wsgcn.config import field
 from wsgcn.io import atomic_path, save_label_png
+from wsgcn.scripts import tool_main
 from wsgcn.voc import CAT_INDEX
 
 FORMAT_VERSION = 1
@@ -458,24 +459,24 @@ def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0):
     return out_dir
 
 
+@dataclass(frozen=True)
+class DemoDataConfig:
+    out: str = field("Data/demo", "output folder (gets VOC2012/, lists, demo.json)")
+    num_train: int = field(48, "number of training images", low=1)
+    num_val: int = field(16, "number of validation images", low=1)
+    seed: int = field(0, "random seed (same seed, same bytes)", low=0)
+
+
+def run(cfg):
+    if is_up_to_date(cfg.out, cfg.num_train, cfg.num_val, cfg.seed):
+        print(f"{cfg.out}: demo data set up to date ({cfg.num_train} train + {cfg.num_val} val, seed {cfg.seed})")
+        return
+    out = make_demo_dataset(cfg.out, cfg.num_train, cfg.num_val, cfg.seed)
+    print(f"{out}: wrote demo data set, {cfg.num_train} train + {cfg.num_val} val images (seed {cfg.seed})")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write the synthetic VOC-format demo data set.")
-    parser.add_argument("--out", default="Data/demo", help="output folder (gets VOC2012/, lists, demo.json)")
-    parser.add_argument("--num_train", type=int, default=48, help="number of training images")
-    parser.add_argument("--num_val", type=int, default=16, help="number of validation images")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    args = parser.parse_args(argv)
-    try:
-        if is_up_to_date(args.out, args.num_train, args.num_val, args.seed):
-            print(f"{args.out}: demo data set up to date ({args.num_train} train + {args.num_val} val, "
-                  f"seed {args.seed})")
-            return 0
-        out = make_demo_dataset(args.out, args.num_train, args.num_val, args.seed)
-    except ValueError as e:
-        parser.error(str(e))
-    print(f"{out}: wrote demo data set, {args.num_train} train + {args.num_val} val images "
-          f"(seed {args.seed})")
-    return 0
+    return tool_main(run, DemoDataConfig, argv, __doc__, prog="demo_data")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import errno
 import glob
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -211,17 +212,22 @@ def save_npz(path, **arrays):
 
 
 def load_npz(path, required=()):
-    """Read an ``.npz`` archive without pickle into a dict of arrays, checking ``required`` keys."""
+    """Read an ``.npz`` archive without pickle into a dict of arrays, checking ``required`` keys.
+    A file that is not such an archive is a ValueError naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"archive not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as e:
-        raise ValueError(f"{path}: refused to load, the archive holds pickled objects ({e})") from None
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{path}: unreadable archive ({e})") from None
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # damaged, truncated, or pickled
+        # numpy reads what is neither a zip nor a .npy as a pickle, and advises loading it unsafely
+        reason = "pickled data, refused: unpickling runs code from the file" if "pickle" in str(e) else e
+        raise ValueError(f"{path}: unreadable archive ({' '.join(str(reason).split())})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single array (.npy format), not an archive of named arrays")
     missing = [k for k in required if k not in arrays]
     if missing:
         raise ValueError(f"{path}: archive lacks {missing}, has {sorted(arrays)}")

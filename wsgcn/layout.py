@@ -27,6 +27,9 @@ def strided_size(size, stride):
 
 
 class WorkDir:
+    # the CAM network's weights (IRN's --cam_weights_name default), which DeepLab's --init cam reads too
+    CAM_WEIGHTS = "sess/res50_cam.pth"
+
     def __init__(self, root):
         self.root = Path(root)
 

@@ -2,12 +2,12 @@
 scripts): which images are still to do (:func:`pending_images`), mapping a function over them in
 data-loading workers (:func:`map_images`), and the images that failed (:class:`Failures`).
 
-A bad input (an unreadable or inconsistent file, a wrong shape or value) fails its image: one
-line in ``failures.txt`` and the log, its traceback in ``failures.log``, and the other images
-go on.  A fault of the machine (a full disk, an unwritable folder: :class:`wsgcn.io.EnvironmentFault`)
-stops the run at once with one line, from a worker as from the main process.  Any other
-exception (TypeError, AttributeError, ...: a bug, not a bad input) stops the run with its
-traceback.
+A bad input (an unreadable or inconsistent file, a wrong shape or value, an image too large for
+the memory: :func:`is_input_error`) fails its image: one line in ``failures.txt`` and the log, its
+traceback in ``failures.log``, and the other images go on.  A fault of the machine (a full disk, an
+unwritable folder: :class:`wsgcn.io.EnvironmentFault`) stops the run at once with one line, from a
+worker as from the main process.  Any other exception (TypeError, AttributeError, torch's
+RuntimeError: a bug, not a bad input) stops the run with its traceback.
 """
 import contextlib
 import os
@@ -18,14 +18,36 @@ import zipfile
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from wsgcn import distributed
 from wsgcn.io import EnvironmentFault, atomic_path, environment_fault
 from wsgcn.runtime import progress, worker_init_fn
 
-# What a bad input raises: unreadable files (OSError, EOFError, zip and pickle errors), wrong
-# contents (ValueError, KeyError), and torch's RuntimeError (shape mismatches, out of memory).
-INPUT_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
+# What a bad input raises: a file that cannot be read or decoded (OSError, which includes PIL's
+# UnidentifiedImageError; EOFError, zip and pickle errors, PIL's refusal of a decompression bomb),
+# wrong contents (ValueError, KeyError: each reader checks the shapes and values of what it reads
+# against the image and names the file), and an image too large for the memory (torch's
+# OutOfMemoryError, numpy's MemoryError).  Torch's other RuntimeErrors (a shape mismatch, a
+# device-side assert) are bugs: a bad file that could cause one is refused by its reader first.
+INPUT_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError,
+                Image.DecompressionBombError, torch.cuda.OutOfMemoryError, MemoryError)
+
+# How torch's CPU allocator says it cannot allocate: a plain RuntimeError, where CUDA raises
+# OutOfMemoryError ("[enforce fail at alloc_cpu.cpp:...] DefaultCPUAllocator: can't allocate memory").
+CPU_OUT_OF_MEMORY = "DefaultCPUAllocator: can't allocate memory"
+
+
+def is_out_of_memory(error):
+    """Whether ``error`` says the memory (of the GPU, or torch's or numpy's on the CPU) ran out."""
+    return (isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError))
+            or (isinstance(error, RuntimeError) and CPU_OUT_OF_MEMORY in str(error)))
+
+
+def is_input_error(error):
+    """Whether ``error`` fails its image alone (one of ``INPUT_ERRORS``, or torch out of CPU
+    memory) rather than stopping the run."""
+    return isinstance(error, INPUT_ERRORS) or is_out_of_memory(error)
 
 
 class ImageFailed:
@@ -52,16 +74,13 @@ class _PerImage(torch.utils.data.Dataset):
     def __getitem__(self, idx):
         try:
             return self.fn(self.names[idx])
-        except (EnvironmentFault, OSError) as error:
+        except Exception as error:
             fault = environment_fault(error)
             if fault is not None:  # back to the main process as one line (a worker's traceback is long)
                 return _Fault(str(fault))
-            if not self.guard:
+            if not (self.guard and is_input_error(error)):
                 raise
-            return ImageFailed(self.names[idx], failure_reason(error), traceback.format_exc())
-        except INPUT_ERRORS as error:  # one bad image must not stop the others
-            if not self.guard:
-                raise
+            # one bad image must not stop the others
             return ImageFailed(self.names[idx], failure_reason(error), traceback.format_exc())
 
 
@@ -161,15 +180,17 @@ class Failures:
         print(f"{self.step}: {name}: {reason}", file=sys.stderr, flush=True)
 
     @contextlib.contextmanager
-    def guard(self, name, errors=INPUT_ERRORS):
-        """Record an exception of ``errors`` raised in the block for image ``name`` instead of
-        propagating it; any other exception propagates."""
+    def guard(self, name):
+        """Record a bad input's exception (:func:`is_input_error`) raised in the block for image
+        ``name`` instead of propagating it; any other exception propagates."""
         try:
             yield
-        except errors as error:
+        except Exception as error:
             fault = environment_fault(error)
             if fault is not None:  # the machine's fault, not the image's: stop the run
                 raise fault from None
+            if not is_input_error(error):
+                raise
             self.add(name, failure_reason(error), traceback.format_exc())
 
     def finish(self):

@@ -7,22 +7,24 @@ Stage I (pseudo labels of ``--list``), then with ``--seg_val_list`` Stage II: De
 of those images without and with the CRF, and with ``--upper_bound`` the labels of the same
 network trained on the ground truth, and the ratio of the two, as WSSS papers report it.
 Any list with ground truth works (``train``, ``train_aug``, ``val``); an image of a list
-without its ground-truth map is an error naming the images (exit status 1).  A stage whose
-outputs exist for only some images is scored on those, and a line under the table says so:
-``GCN: 10 of 13 images (3 without labels: a, b, c)``.
+without its ground-truth map is an error naming the images (exit status 1, as when a table asked
+for has nothing to score).  A stage whose outputs exist for only some images is scored on those,
+and a line under the table says so: ``GCN: 10 of 13 images (3 without labels: a, b, c)``.
 """
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from wsgcn.cams import cam_scores
+from wsgcn.config import CommonConfig, field
 from wsgcn.io import load_label_png
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import (label_map_confusion, load_ground_truth, mean_iou, name_some, require_files,
                            score_images, summary_header, summary_line)
 from wsgcn.scores import find_score_file
+from wsgcn.scripts import CAM_EVAL_THRES, LABEL_LIST, EvaluationFailed, tool_main
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 
@@ -60,7 +62,7 @@ def label_map_scores(folder, voc, names, complete_only=False):
                         np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64))
 
 
-def stage_scores(work, voc, names, cam_eval_thres=0.15, complete_only=False):
+def stage_scores(work, voc, names, cam_eval_thres=CAM_EVAL_THRES, complete_only=False):
     """(stage, confusion matrix, Coverage) for each stage whose outputs exist for some images,
     scored on those, or with ``complete_only`` for every image.
 
@@ -81,7 +83,7 @@ def stage_scores(work, voc, names, cam_eval_thres=0.15, complete_only=False):
     return rows
 
 
-def stage_rows(work, voc, names, cam_eval_thres=0.15):
+def stage_rows(work, voc, names, cam_eval_thres=CAM_EVAL_THRES):
     """(stage, confusion matrix) for each stage whose outputs exist for every image (the class
     IoU chart of GCN/visualize.py, which compares stages on the same images)."""
     return [(stage, conf) for stage, conf, _ in stage_scores(work, voc, names, cam_eval_thres, complete_only=True)]
@@ -120,25 +122,31 @@ def _left_out_names(coverage):
                      for what, (_, names) in coverage.missing.items())
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work_dir", default="Data")
-    parser.add_argument("--voc12_root", default="Data/VOC12/VOC2012")
-    parser.add_argument("--list", default="Data/VOC12/train.txt")
-    parser.add_argument("--cam_eval_thres", type=float, default=0.15)
-    parser.add_argument("--seg_val_list", default="", help="Stage II rows: DeepLab's labels of these images")
-    parser.add_argument("--upper_bound", default="", help="Stage II: label folder of the network trained on the "
-                                                           "ground truth (adds a row and the ratio)")
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class ReportConfig:
+    work_dir: str = field(CommonConfig.work_dir, "the run's outputs, as the stages were given them")
+    voc12_root: str = field(CommonConfig.voc12_root, "VOC-format data set with SegmentationClassAug")
+    list: str = field(LABEL_LIST, "Stage I: the images whose pseudo labels are scored")
+    cam_eval_thres: float = field(CAM_EVAL_THRES, "background score of the CAM labels", low=0, high=1)
+    seg_val_list: str = field("", "Stage II rows: DeepLab's labels of these images ('' = no Stage II)")
+    upper_bound: str = field("", "Stage II: label folder of the network trained on the ground truth (adds a "
+                                 "row and the ratio)")
+
+
+def run(cfg):
+    """Prints the tables; returns 1 when a table that was asked for has no outputs to score."""
     try:
-        work, voc = WorkDir(args.work_dir), VOC12(args.voc12_root)
-        status = print_stage1(work, voc, args.list, args.cam_eval_thres, required=not args.seg_val_list)
-        if args.seg_val_list:
-            status = max(status, print_stage2(work, voc, args.seg_val_list, args.upper_bound))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"report: error: {e}", file=sys.stderr)
-        return 1
+        work, voc = WorkDir(cfg.work_dir), VOC12(cfg.voc12_root)
+        status = print_stage1(work, voc, cfg.list, cfg.cam_eval_thres, required=not cfg.seg_val_list)
+        if cfg.seg_val_list:
+            status = max(status, print_stage2(work, voc, cfg.seg_val_list, cfg.upper_bound))
+    except (FileNotFoundError, ValueError) as error:  # what is scored is missing or wrong: exit status 1
+        raise EvaluationFailed(error) from None
     return status
+
+
+def main(argv=None):
+    return tool_main(run, ReportConfig, argv, __doc__, prog="report")
 
 
 def print_stage1(work, voc, list_path, cam_eval_thres, required=True):

@@ -16,6 +16,7 @@ import numpy as np
 
 from wsgcn.io import load_npz
 from wsgcn.layout import strided_size
+from wsgcn.voc import NUM_CLASSES, NUM_OBJECT_CLASSES
 
 
 def find_score_file(folder, name, allow_pickle=False):
@@ -35,7 +36,10 @@ def read_archive(path, allow_pickle=False, required=(), what="score"):
         return path, load_npz(path, required=required)
     if not allow_pickle:
         raise ValueError(f"{path}: a .npy {what} file is a pickled dict; pass --allow_pickle True to trust it")
-    raw = np.load(path, allow_pickle=True).item()
+    try:
+        raw = np.load(path, allow_pickle=True).item()
+    except Exception as e:  # whatever unpickling a damaged or foreign file raises is about the file
+        raise ValueError(f"{path}: unreadable pickled {what} file ({type(e).__name__}: {e})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a dict of arrays, got {type(raw).__name__}")
     return path, {key: value.cpu().numpy() if hasattr(value, "cpu") else value for key, value in raw.items()}
@@ -46,6 +50,20 @@ def _check_finite(path, what, *arrays):
         raise ValueError(f"{path}: {what} NaN or Inf")
 
 
+def as_numbers(path, array, dtype):
+    """``array`` as ``dtype``; an array that is not numbers (strings, say) is an error naming the file."""
+    try:
+        return np.asarray(array).astype(dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not an array of numbers ({e})") from None
+
+
+def _check_indices(path, indices, count, what):
+    """Each index in 0..count-1, none twice: an index out of range would later index out of bounds."""
+    if ((indices < 0) | (indices >= count)).any() or len(np.unique(indices)) != len(indices):
+        raise ValueError(f"{path}: keys {indices.tolist()} are not distinct {what} (0..{count - 1})")
+
+
 def load_cams(path, allow_pickle=False, image_size=None):
     """A CAM archive: dict with ``classes`` (K,) int64 object-class indices, ``cam`` (K, h, w)
     on the stride-4 grid and ``high_res`` (K, H, W), float32.
@@ -53,11 +71,11 @@ def load_cams(path, allow_pickle=False, image_size=None):
     With ``image_size`` (H, W) the maps' sizes are checked against it; NaN/Inf is an error.
     """
     path, raw = read_archive(path, allow_pickle, ("keys", "cam", "high_res"), "CAM")
-    data = {k: np.asarray(raw[k]) for k in ("keys", "cam", "high_res")}
-    classes = data["keys"].astype(np.int64).reshape(-1)
-    cam, high_res = data["cam"].astype(np.float32), data["high_res"].astype(np.float32)
+    classes = as_numbers(path, raw["keys"], np.int64).reshape(-1)
+    cam, high_res = as_numbers(path, raw["cam"], np.float32), as_numbers(path, raw["high_res"], np.float32)
     if cam.ndim != 3 or high_res.ndim != 3 or len(cam) != len(classes) or len(high_res) != len(classes):
         raise ValueError(f"{path}: {len(classes)} keys but cam {cam.shape} and high_res {high_res.shape}")
+    _check_indices(path, classes, NUM_OBJECT_CLASSES, "object classes")
     if image_size is not None:
         if high_res.shape[1:] != tuple(image_size) or cam.shape[1:] != strided_size(image_size, 4):
             raise ValueError(f"{path}: maps of size {high_res.shape[1:]} / {cam.shape[1:]} do not fit the "
@@ -74,12 +92,17 @@ def load_probs(path, allow_pickle=False, image_size=None):
     """
     path, raw = read_archive(path, allow_pickle, ("keys", "prob"), "score")
     if path.suffix == ".npy":
-        labels = np.array(sorted(raw), np.int64)
-        prob = np.stack([np.asarray(raw[k], np.float32) for k in labels])
+        labels = as_numbers(path, list(raw), np.int64)
+        maps = [as_numbers(path, raw[k], np.float32) for k in raw]
+        if not maps or len({m.shape for m in maps}) > 1:
+            raise ValueError(f"{path}: score maps of shapes {[m.shape for m in maps]}, expected one (H, W) per label")
+        order = np.argsort(labels, kind="stable")
+        labels, prob = labels[order], np.stack(maps)[order]
     else:
-        labels, prob = raw["keys"].astype(np.int64).reshape(-1), raw["prob"].astype(np.float32)
+        labels, prob = as_numbers(path, raw["keys"], np.int64).reshape(-1), as_numbers(path, raw["prob"], np.float32)
     if prob.ndim != 3 or len(prob) != len(labels):
         raise ValueError(f"{path}: {len(labels)} keys but prob of shape {prob.shape}")
+    _check_indices(path, labels, NUM_CLASSES, "VOC labels")
     if image_size is not None and prob.shape[1:] != tuple(image_size):
         raise ValueError(f"{path}: scores of size {prob.shape[1:]} do not fit the {image_size[0]}x{image_size[1]} image")
     _check_finite(path, "scores hold", prob)

@@ -7,7 +7,7 @@ loads ImageNet weights into a built network, or nothing for training from scratc
 import torchvision
 from torch import nn
 
-from IRN.net.checkpoint import read_state_dict
+from wsgcn.checkpoint import imagenet_state_dict, load_strict, read_state_dict
 
 
 def resnet50():
@@ -35,15 +35,8 @@ def load_backbone_weights(net, weights):
     if weights in (None, "none"):
         return net
     if weights == "imagenet":
-        try:
-            state = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except Exception as e:  # no network, no cache: say what to do instead
-            raise ValueError(f"could not fetch torchvision's ImageNet ResNet-50 weights ({e}); pass "
-                               "--backbone_weights PATH to a local resnet50 .pth, or none to train from scratch") from None
+        state = imagenet_state_dict(50, "pass --backbone_weights PATH to a local resnet50 .pth, or none to train "
+                                        "from scratch")
     else:
         state = read_state_dict(weights, "ResNet-50 state dict (--backbone_weights)")
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights}: not a ResNet-50 state dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return net
+    return load_strict(net, {k: v for k, v in state.items() if not k.startswith("fc.")}, weights)

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from IRN.net.checkpoint import load_checkpoint
 from IRN.net.resnet50 import resnet50, stem
+from wsgcn.checkpoint import load_checkpoint
 
 # Names under which IRNet's resnet50_cam.Net registers the same modules.
 CAM_ALIASES = (

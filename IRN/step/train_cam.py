@@ -7,16 +7,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from IRN.datasets import ClassificationDataset
-from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import CAMNet
-from IRN.training import make_optimizer, resume_path, train_epochs, train_loader
 from wsgcn import distributed
+from wsgcn.checkpoint import save_checkpoint
 from wsgcn.io import prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures
 from wsgcn.runtime import resolve_device, worker_init_fn
 from wsgcn.screening import check_labelled_image, screen_another_list, screen_training_list
+from wsgcn.training import make_optimizer, resume_path, train_epochs, train_loader
 from wsgcn.voc import VOC12, read_image_list
 
 
@@ -82,12 +82,12 @@ def run(cfg):
             bar.write(f"epoch {epoch + 1}: validation loss {val_loss:.4f}")
 
     start = time.time()
-    losses = train_epochs("train_cam", model, dataset, loader, optimizer, cfg.cam_num_epoches, work.logs / "train_cam",
+    losses = train_epochs("train_cam", model, loader, optimizer, cfg.cam_num_epoches, work.logs / "train_cam",
                           losses_of, cfg.quiet, after_epoch=validation,
                           state_path=resume_path(work / cfg.cam_weights_name), resume=cfg.resume)
     if distributed.is_main():
         save_checkpoint(model, work / cfg.cam_weights_name)
-        final = f"final loss {losses['total'].item():.4f}, " if losses else ""
+        final = f"final loss {losses['total']:.4f}, " if losses else ""
         print(f"train_cam: {len(loader) * cfg.cam_num_epoches} steps in {time.time() - start:.0f} s, {final}"
               f"weights {work / cfg.cam_weights_name}")
     distributed.barrier()

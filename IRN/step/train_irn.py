@@ -6,18 +6,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from IRN.datasets import AffinityDataset, TopLeftCropDataset
-from IRN.net.checkpoint import save_checkpoint
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import load_cam_net
 from IRN.net.resnet50_irn import IRNet, affinity_displacement_loss
-from IRN.training import make_optimizer, resume_path, train_epochs, train_loader
 from wsgcn import distributed
 from wsgcn.affinity import PathIndex
+from wsgcn.checkpoint import save_checkpoint
 from wsgcn.io import prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.per_image import Failures
 from wsgcn.runtime import resolve_device, worker_init_fn
 from wsgcn.screening import check_image, check_ir_label, screen_another_list, screen_training_list
+from wsgcn.training import make_optimizer, resume_path, train_epochs, train_loader
 from wsgcn.voc import VOC12, read_image_list
 
 TRAIN_RADIUS = 10
@@ -95,13 +95,13 @@ def run(cfg):
         return affinity_displacement_loss(edge, disp, path_index, bg_pos, fg_pos, neg)
 
     start = time.time()
-    losses = train_epochs("train_irn", model, dataset, loader, optimizer, cfg.irn_num_epoches, work.logs / "train_irn",
+    losses = train_epochs("train_irn", model, loader, optimizer, cfg.irn_num_epoches, work.logs / "train_irn",
                           losses_of, cfg.quiet, state_path=resume_path(work / cfg.irn_weights_name),
                           resume=cfg.resume)
     if distributed.is_main():
         model.mean_shift.running_mean.copy_(mean_displacement(model, voc, mean_names, cfg, device))
         save_checkpoint(model, work / cfg.irn_weights_name)
-        final = f"final loss {losses['total'].item():.4f}, " if losses else ""
+        final = f"final loss {losses['total']:.4f}, " if losses else ""
         print(f"train_irn: {len(loader) * cfg.irn_num_epoches} steps in {time.time() - start:.0f} s, {final}"
               f"weights {work / cfg.irn_weights_name}")
     distributed.barrier()

@@ -17,11 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from wsgcn.config import CommonConfig, field
+from wsgcn.config import LABEL_LIST, CommonConfig, field
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv, write_scores_json
 from wsgcn.plots import plot_confusion, pyplot
-from wsgcn.scripts import LABEL_LIST, EvaluationFailed, tool_main
+from wsgcn.scripts import EvaluationFailed, tool_main
 from wsgcn.voc import read_image_list
 
 

@@ -3,14 +3,14 @@
 from dataclasses import dataclass
 
 from GCN.graph import GRAPHS
-from wsgcn.config import CommonConfig, field
+from wsgcn.config import LABEL_LIST, CommonConfig, field
 from wsgcn.crf import CRFParams
 
 
 @dataclass(frozen=True)
 class GCNConfig(CommonConfig):
     # The list (work_dir, voc12_root, device ... come from CommonConfig)
-    train_list: str = field("Data/VOC12/train.txt", "images to label (the flag keeps the original's name, "
+    train_list: str = field(LABEL_LIST, "images to label (the flag keeps the original's name, "
                                                     "though no network trains on them but each image's own GCN)")
     seed: int = field(42, "global seed; each image's GCN is seeded from it and the image name", low=0)
     # §6 partial pseudo labels

@@ -1,9 +1,8 @@
 """Settings of the IRN stage (docs/method.md §1-5) with the published defaults, and the demo profile."""
 from dataclasses import dataclass
 
-from wsgcn.config import CommonConfig, field, float_values
+from wsgcn.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field, float_values
 from wsgcn.layout import WorkDir
-from wsgcn.scripts import CAM_EVAL_THRES
 
 
 @dataclass(frozen=True)
@@ -11,7 +10,7 @@ class IRNConfig(CommonConfig):
     # Lists (work_dir, voc12_root, device ... come from CommonConfig)
     train_list: str = field("Data/VOC12/train_aug.txt", "images to train the CAM network and IRNet on")
     val_list: str = field("", "images to report train_cam's validation loss on ('' = none)")
-    infer_list: str = field("Data/VOC12/train.txt", "images to make and evaluate labels for")
+    infer_list: str = field(LABEL_LIST, "images to make and evaluate labels for")
     seed: int = field(0, "seed of weight initialisation, shuffling and augmentation", low=0)
     backbone_weights: str = field("imagenet", "ResNet-50 init of the CAM network: imagenet, a .pth path, or none",
                                   choices=("imagenet", "none"), or_path=True)

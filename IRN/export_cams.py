@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsgcn.config import CommonConfig, field
+from wsgcn.config import LABEL_LIST, CommonConfig, field
 from wsgcn.io import atomic_path, prepare_outputs
 from wsgcn.layout import WorkDir
 from wsgcn.scores import find_score_file, load_cams
-from wsgcn.scripts import LABEL_LIST, tool_main
+from wsgcn.scripts import tool_main
 from wsgcn.voc import read_image_list
 
 

@@ -180,6 +180,11 @@ def out_of_range(field, value):
     return None
 
 
+# Defaults the stages and the tools share, written once (CommonConfig has work_dir and voc12_root).
+LABEL_LIST = "Data/VOC12/train.txt"  # the images Stage I labels and scores (IRN's --infer_list, GCN's --train_list)
+CAM_EVAL_THRES = 0.15  # background score at which CAMs become labels to score (IRNet's eval_cam)
+
+
 @dataclasses.dataclass(frozen=True)
 class CommonConfig:
     """The settings every stage has: where the data and outputs are, and how to run."""

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from wsgcn.cams import cam_scores
-from wsgcn.config import CommonConfig, field
+from wsgcn.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field
 from wsgcn.io import load_label_png
 from wsgcn.layout import WorkDir
 from wsgcn.metrics import (label_map_confusion, load_ground_truth, mean_iou, name_some, require_files,
                            score_images, summary_header, summary_line)
 from wsgcn.scores import find_score_file
-from wsgcn.scripts import CAM_EVAL_THRES, LABEL_LIST, EvaluationFailed, tool_main
+from wsgcn.scripts import EvaluationFailed, tool_main
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 

@@ -27,10 +27,6 @@ from wsgcn.runtime import Terminated, one_line_warnings, resolve_device, termina
 
 CRASHED = 3
 
-# Defaults the stages and the tools share, written once (CommonConfig has work_dir and voc12_root).
-LABEL_LIST = "Data/VOC12/train.txt"  # the images Stage I labels and scores (IRN's --infer_list, GCN's --train_list)
-CAM_EVAL_THRES = 0.15  # background score at which CAMs become labels to score (IRNet's eval_cam)
-
 NO_PROFILES = {"paper": {}}  # a tool without named sets of settings
 
 

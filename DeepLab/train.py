@@ -115,7 +115,8 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
     label_dir = Path(cfg.label_dir) if cfg.label_dir else work.crf_label
-    prepare_outputs([work.logs / "deeplab"], [work / cfg.weights_name, resume_path(work / cfg.weights_name)])
+    weights, state_path = work / cfg.weights_name, resume_path(work / cfg.weights_name)
+    prepare_outputs([work.logs / "deeplab"], [weights, state_path])
     failures = Failures("deeplab train", work.logs / "deeplab")
     dataset = TrainDataset(voc, training_names(cfg, voc, label_dir, failures), label_dir, cfg, seed=cfg.seed)
     loader = train_loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, device)
@@ -130,7 +131,6 @@ def run(cfg):
     if cfg.frozen_bn:
         freeze_batch_norm(model)
 
-    weights, state_path = work / cfg.weights_name, resume_path(work / cfg.weights_name)
     run_key = {"backbone": cfg.backbone, "depth": cfg.depth, "iterations": cfg.iterations, "images": len(dataset),
                "batch_size": cfg.batch_size, "iter_size": cfg.iter_size, "processes": distributed.world_size(),
                "seed": cfg.seed}

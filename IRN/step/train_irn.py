@@ -61,11 +61,11 @@ def run(cfg):
     if cfg.irn_crop_size % 4:
         raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} must be a multiple of 4 (the pair labels "
                          f"live on the crop reduced x0.25)")
-    prepare_outputs(*output_places(cfg))
     grid = cfg.irn_crop_size // 4
     if grid <= 2 * (TRAIN_RADIUS - 1):
         raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} is too small for radius-{TRAIN_RADIUS} pairs: "
                          f"use at least {8 * TRAIN_RADIUS}")
+    prepare_outputs(*output_places(cfg))  # after the settings' checks: a refused run creates no folder
     path_index = PathIndex(TRAIN_RADIUS, (grid, grid))
     failures = Failures("train_irn", work.logs / "train_irn")
     listed = read_image_list(cfg.train_list)

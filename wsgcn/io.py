@@ -139,10 +139,11 @@ def save_torch(path, obj):
         torch.save(obj, f)
 
 
-def temporaries(folder, stem="*"):
-    """The temporary files :func:`atomic_path` left in ``folder`` (for files named ``stem.*``)."""
-    pattern = os.path.join(glob.escape(str(folder)), f".{glob.escape(stem) if stem != '*' else '*'}.*{TEMPORARY_MARK}*")
-    return [Path(p) for p in glob.glob(pattern)]
+def temporaries(folder, stem=None):
+    """The temporary files :func:`atomic_path` left in ``folder``: of every file, or of the files
+    named ``stem.*``."""
+    name = "*" if stem is None else glob.escape(stem)
+    return [Path(p) for p in glob.glob(os.path.join(glob.escape(str(folder)), f".{name}.*{TEMPORARY_MARK}*"))]
 
 
 def prepare_outputs(folders=(), files=()):

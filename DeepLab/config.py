@@ -13,20 +13,15 @@ Profiles:
 import warnings
 from dataclasses import dataclass
 
-from DeepLab.net.deeplab_v2 import BLOCKS
+from DeepLab.net.deeplab_v2 import BACKBONES, BLOCKS
 from wsgcn.config import CommonConfig, field
-
-BACKBONE_INPUT = {  # channel order, scale, default mean and std, per backbone
-    "caffe": ("BGR", 255.0, (104.008, 116.669, 122.675), (1.0, 1.0, 1.0)),
-    "torchvision": ("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
 
 
 @dataclass(frozen=True)
 class DeepLabConfig(CommonConfig):
     # The network
     backbone: str = field("caffe", "caffe (kazuto1011's MSRA ResNet, BGR input) or torchvision (johnnylu305's, RGB)",
-                          choices=tuple(BACKBONE_INPUT))
+                          choices=tuple(BACKBONES))
     depth: int = field(101, "ResNet depth: 101 (published) or 50", choices=tuple(BLOCKS))
     init: str = field("", "training init: a .pth (COCO DeepLab-v1, a torchvision ResNet, or a DeepLab checkpoint), "
                           "imagenet (torchvision's weights), cam (the trained CAM network's ResNet-50), none; "

@@ -7,19 +7,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from DeepLab.config import BACKBONE_INPUT
+from DeepLab.net.deeplab_v2 import backbone_named
 from wsgcn.datasets import SeededDataset, chw, crop_into
 from wsgcn.io import load_label_png
 from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES
 
 
 def input_convention(cfg):
-    """(channel order "BGR"|"RGB", scale, mean (3,), std (3,)) of ``cfg.backbone``, the profile's
-    or the flags' mean/std in the backbone's convention (caffe: BGR 0..255; torchvision: RGB 0..1)."""
-    if cfg.backbone not in BACKBONE_INPUT:
-        raise ValueError(f"--backbone {cfg.backbone!r}: use one of {', '.join(BACKBONE_INPUT)}")
-    order, scale, mean, std = BACKBONE_INPUT[cfg.backbone]
-    mean, std = tuple(cfg.image_mean) or mean, tuple(cfg.image_std) or std
+    """(channel order "BGR"|"RGB", scale, mean (3,), std (3,)) of ``cfg.backbone``'s input
+    (``Backbone.input``), with the profile's or the flags' mean/std, in the backbone's convention
+    (caffe: BGR 0..255; torchvision: RGB 0..1), where they are given."""
+    convention = backbone_named(cfg.backbone).input
+    order, scale = convention.channel_order, convention.pixel_scale
+    mean, std = tuple(cfg.image_mean) or convention.mean, tuple(cfg.image_std) or convention.std
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"--image_mean/--image_std take 3 values each, got {mean} and {std}")
     return order, scale, np.asarray(mean, np.float64), np.asarray(std, np.float64)

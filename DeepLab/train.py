@@ -102,9 +102,10 @@ def build_model(cfg, work, device):
     model = deeplab_v2(cfg.backbone, NUM_CLASSES, cfg.depth, cfg.msc_scales)
     if init == "cam":
         cam_weights = work / WorkDir.CAM_WEIGHTS
-        initialise(model, init, cfg.backbone, load_cam_net(cam_weights).resnet50.state_dict(), cam_weights)
+        initialise(model, init, cfg.backbone, cfg.depth, load_cam_net(cam_weights).resnet50.state_dict(),
+                   cam_weights)
     else:
-        initialise(model, init, cfg.backbone)
+        initialise(model, init, cfg.backbone, cfg.depth)
     return model.to(device)
 
 

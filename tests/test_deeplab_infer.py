@@ -43,7 +43,7 @@ def network(tmp_path_factory):
     torch.manual_seed(0)
     model = deeplab_v2(CFG.backbone, 21, CFG.depth, CFG.msc_scales)
     with torch.no_grad():
-        for p in aspp_of(model).parameters():
+        for p in aspp_of(model, CFG.backbone).parameters():
             p.mul_(0.2)
     path = tmp_path_factory.mktemp("deeplab") / "deeplab.pth"
     torch.save(model.state_dict(), path)

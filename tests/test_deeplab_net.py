@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from DeepLab.net.deeplab_v2 import ASPP, MSC, aspp_of, deeplab_v2
+from DeepLab.net.deeplab_v2 import ASPP, BACKBONES, MSC, aspp_of, deeplab_v2
 from DeepLab.net.weights import initialise, load_deeplab
 
 
@@ -29,6 +29,19 @@ def test_key_names_are_the_code_bases(caffe, tv):
     keys = list(tv.state_dict())
     assert keys[0] == "base.model2.conv1.weight" and "base.model2.layer4.2.conv2.weight" in keys
     assert "base.model2.aspp.c0.weight" in keys and not any(".fc." in k or "avgpool" in k for k in keys)
+
+
+def test_each_backbone_owns_its_trunk_head_and_input(caffe, tv):
+    for name, model in (("caffe", caffe), ("torchvision", tv)):
+        entry = BACKBONES[name]
+        trunk = entry.trunk_of(model)
+        prefix = f"base.{entry.trunk}." if entry.trunk else "base."
+        # a whole checkpoint is the trunk's keys under base.<trunk>: the key format of the entry
+        assert [prefix + k for k in trunk.state_dict()] == list(model.state_dict())
+        assert aspp_of(model, name) is trunk.aspp and isinstance(trunk.aspp, ASPP)
+    assert BACKBONES["caffe"].input.channel_order == "BGR" and BACKBONES["caffe"].input.pixel_scale == 255
+    assert BACKBONES["torchvision"].input.channel_order == "RGB" and BACKBONES["torchvision"].input.pixel_scale == 1
+    assert [n for n, b in BACKBONES.items() if b.torchvision_resnet] == ["torchvision"]
 
 
 def test_dilations_and_strides(caffe, tv):
@@ -88,24 +101,24 @@ def test_coco_deeplab_v1_init_drops_its_head_and_keeps_the_new_aspp(caffe, tmp_p
     torch.save(coco, tmp_path / "deeplabv1_coco.pth")
     torch.manual_seed(5)
     model = deeplab_v2("caffe", depth=50)
-    aspp_before = {k: v.clone() for k, v in aspp_of(model).state_dict().items()}
-    initialise(model, tmp_path / "deeplabv1_coco.pth", "caffe")
+    aspp_before = {k: v.clone() for k, v in aspp_of(model, "caffe").state_dict().items()}
+    initialise(model, tmp_path / "deeplabv1_coco.pth", "caffe", 50)
     assert torch.equal(model.base.layer4.block2.conv3x3.conv.weight, caffe.base.layer4.block2.conv3x3.conv.weight)
-    assert all(torch.equal(v, aspp_before[k]) for k, v in aspp_of(model).state_dict().items())
+    assert all(torch.equal(v, aspp_before[k]) for k, v in aspp_of(model, "caffe").state_dict().items())
     del coco["layer2.block1.reduce.conv.weight"]
     torch.save(coco, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match=r"1 missing \(e.g. \['layer2.block1.reduce.conv.weight'\]\)"):
-        initialise(deeplab_v2("caffe", depth=50), tmp_path / "partial.pth", "caffe")
+        initialise(deeplab_v2("caffe", depth=50), tmp_path / "partial.pth", "caffe", 50)
 
 
 def test_torchvision_resnet_init_and_the_init_the_backbone_cannot_take(tmp_path):
     torch.manual_seed(2)
     resnet = torchvision.models.resnet50()
     torch.save(resnet.state_dict(), tmp_path / "resnet50.pth")
-    model = initialise(deeplab_v2("torchvision", depth=50), tmp_path / "resnet50.pth", "torchvision")
+    model = initialise(deeplab_v2("torchvision", depth=50), tmp_path / "resnet50.pth", "torchvision", 50)
     assert torch.equal(model.base.model2.layer3[4].conv2.weight, resnet.layer3[4].conv2.weight)
     assert torch.equal(model.base.model2.bn1.running_mean, resnet.bn1.running_mean)
     with pytest.raises(ValueError, match="--init cam initialises the torchvision backbone, not --backbone caffe"):
-        initialise(deeplab_v2("caffe", depth=50), "cam", "caffe")
+        initialise(deeplab_v2("caffe", depth=50), "cam", "caffe", 50)
     with pytest.raises(ValueError, match="--backbone 'resnet'"):
         deeplab_v2("resnet")

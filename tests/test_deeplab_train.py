@@ -362,7 +362,7 @@ def test_ddp_with_accumulation_matches_one_process_with_the_global_batch(tmp_pat
     torchrun(without_onednn, argv(tmp_path / "two", 1, 2))
     a, b = load_weights(tmp_path / "one/sess/deeplab.pth"), load_weights(tmp_path / "two/sess/deeplab.pth")
     torch.manual_seed(0)
-    start = initialise(deeplab_v2("torchvision", 21, 50), str(init), "torchvision").state_dict()
+    start = initialise(deeplab_v2("torchvision", 21, 50), str(init), "torchvision", 50).state_dict()
     assert a.keys() == b.keys() == start.keys()
     moved = 0
     for key in a:

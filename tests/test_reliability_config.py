@@ -100,12 +100,12 @@ def test_enumerated_settings_are_refused_when_parsed(script, flag, value, range_
 
 
 def test_the_allowed_values_come_from_what_the_code_knows():
-    from DeepLab.config import BACKBONE_INPUT
+    from DeepLab.net.deeplab_v2 import BACKBONES
     from GCN.graph import GRAPHS
 
     fields = {f.name: f for f in dataclasses.fields(GCNConfig) + dataclasses.fields(DeepLabConfig)}
     assert fields["graph"].metadata["choices"] == tuple(GRAPHS)
-    assert fields["backbone"].metadata["choices"] == tuple(BACKBONE_INPUT)
+    assert fields["backbone"].metadata["choices"] == tuple(BACKBONES)
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "tpu", "cuda:-1", "cuda:", "CPU"])

@@ -1,12 +1,13 @@
 """DeepLab-v2 (Chen et al., TPAMI 2018): a dilated ResNet at output stride 8, an ASPP head of four
 summed 3x3 convolutions, and the multi-scale (MSC) wrapper -- as the two Stage II code bases that
-WSGCN used define it, with their module names, so that their checkpoints load as they are:
+WSGCN used define it, with their module names, so that their checkpoints load as they are.
+``BACKBONES`` registers the two networks, each with everything that differs between them:
 
-- ``backbone="caffe"`` (kazuto1011/deeplab-pytorch, the COCO-initialised model): the MSRA ResNet
+- ``caffe`` (kazuto1011/deeplab-pytorch, the COCO-initialised model): the MSRA ResNet
   converted from Caffe.  The stride sits in each block's first 1x1 convolution, the stem's
   max-pool rounds up (``ceil_mode=True``), and the last two stages run at stride 1 with every
   block dilated 2 and 4.  Keys ``base.layer1.conv1.conv.weight``, ..., ``base.aspp.c0.weight``.
-- ``backbone="torchvision"`` (johnnylu305/deeplab-imagenet-pytorch, the ImageNet-initialised
+- ``torchvision`` (johnnylu305/deeplab-imagenet-pytorch, the ImageNet-initialised
   model): torchvision's ResNet with layer3/layer4 at stride 1, their first blocks undilated and
   the later ones dilated 2 and 4.  Keys ``base.model2.conv1.weight``, ...,
   ``base.model2.aspp.c0.weight``.
@@ -14,6 +15,8 @@ WSGCN used define it, with their module names, so that their checkpoints load as
 ``depth`` 101 is the published network; 50 gives the CPU-sized demo network.
 """
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -132,21 +135,67 @@ class MSC(nn.Module):
         return [logits] + pyramid + [logits_max] if self.training else logits_max
 
 
+# ----------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class InputConvention:
+    """What a backbone's input pixels are: ``(RGB / 255 * pixel_scale)`` in ``channel_order``,
+    minus ``mean``, divided by ``std`` (both in that order and scale)."""
+    channel_order: str  # "BGR" or "RGB"
+    pixel_scale: float  # 255: pixel values 0..255; 1: 0..1
+    mean: tuple
+    std: tuple
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One DeepLab-v2 network of the registry.
+
+    build: (num_classes, depth) -> the network without MSC, (B, 3, H, W) -> (B, num_classes,
+        ceil(H/8), ceil(W/8)) logits.
+    trunk: the name of the module (within that network) that holds the ResNet and the ``aspp``
+        head under the keys of a backbone-only weights file: kazuto1011's DeepLab-v1
+        (``layer1.conv1.conv.weight``) for caffe, a torchvision ResNet (``conv1.weight``) for
+        torchvision.  A whole DeepLab-v2 checkpoint holds ``base.<trunk>.<those keys>``.
+    input: its input convention, with the code base's default mean and std.
+    torchvision_resnet: whether torchvision ResNet weights (``--init imagenet`` or ``cam``) fit it.
+    """
+    build: Callable[[int, int], nn.Module]
+    trunk: str
+    input: InputConvention
+    torchvision_resnet: bool
+
+    def trunk_of(self, model):
+        """The trunk module of a :func:`deeplab_v2` network built with this backbone."""
+        return model.base.get_submodule(self.trunk)
+
+
+BACKBONES = {
+    "caffe": Backbone(caffe_deeplab_v2, trunk="",
+                      input=InputConvention("BGR", 255.0, (104.008, 116.669, 122.675), (1.0, 1.0, 1.0)),
+                      torchvision_resnet=False),
+    "torchvision": Backbone(TorchvisionDeepLabV2, trunk="model2",
+                            input=InputConvention("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                            torchvision_resnet=True),
+}
+
+
+def backbone_named(name):
+    """The :data:`BACKBONES` entry ``name``; another name is a ValueError naming the choices."""
+    if name not in BACKBONES:
+        raise ValueError(f"--backbone {name!r}: use one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
 def deeplab_v2(backbone="caffe", num_classes=21, depth=101, scales=(0.5, 0.75)):
-    """DeepLab-v2 with the MSC wrapper, randomly initialised (see ``DeepLab.net.weights``)."""
-    if backbone == "caffe":
-        base = caffe_deeplab_v2(num_classes, depth)
-    elif backbone == "torchvision":
-        base = TorchvisionDeepLabV2(num_classes, depth)
-    else:
-        raise ValueError(f"--backbone {backbone!r}: use caffe or torchvision")
-    return MSC(base, scales)
+    """DeepLab-v2 on the :data:`BACKBONES` entry ``backbone``, with the MSC wrapper, randomly
+    initialised (see ``DeepLab.net.weights``)."""
+    return MSC(backbone_named(backbone).build(num_classes, depth), scales)
 
 
-def aspp_of(model):
-    """The ASPP head of a :func:`deeplab_v2` network."""
-    base = model.base
-    return base.aspp if isinstance(base, nn.Sequential) else base.model2.aspp
+def aspp_of(model, backbone):
+    """The ASPP head of a :func:`deeplab_v2` network built on ``backbone``."""
+    return backbone_named(backbone).trunk_of(model).aspp
 
 
 def freeze_batch_norm(model):

@@ -5,24 +5,29 @@ every tensor of the architecture must come from the file (only a dropped classif
 for an initialisation, the new ASPP head are exempt), and a key that fits nothing is an error
 naming it and the file.
 """
-from DeepLab.net.deeplab_v2 import aspp_of
+from DeepLab.net.deeplab_v2 import backbone_named
 from wsgcn.checkpoint import imagenet_state_dict, load_checkpoint, load_strict, read_state_dict
+
+TORCHVISION_INITS = ("imagenet", "cam")  # --init keywords that name torchvision ResNet weights
 
 
 def load_deeplab(model, path):
-    """A trained DeepLab-v2 checkpoint into ``model`` (keys ``base.layer1...`` of kazuto1011's code
-    for the caffe backbone, ``base.model2...`` of johnnylu305's for the torchvision one)."""
+    """A trained DeepLab-v2 checkpoint into ``model`` (keys ``base.<the backbone's trunk>...``:
+    ``base.layer1...`` of kazuto1011's code for the caffe backbone, ``base.model2...`` of
+    johnnylu305's for the torchvision one)."""
     return load_checkpoint(model, path)
 
 
 def check_init(init, backbone):
-    """``--init imagenet`` and ``cam`` are torchvision ResNets: they initialise that backbone only."""
-    if init in ("imagenet", "cam") and backbone != "torchvision":
+    """``--init imagenet`` and ``cam`` are torchvision ResNets: they initialise a backbone that
+    takes them (``Backbone.torchvision_resnet``) only."""
+    if init in TORCHVISION_INITS and not backbone_named(backbone).torchvision_resnet:
         raise ValueError(f"--init {init} initialises the torchvision backbone, not --backbone {backbone}")
 
 
-def initialise(model, init, backbone, state=None, source=None):
-    """Initialise a :func:`DeepLab.net.deeplab_v2.deeplab_v2` network for training.
+def initialise(model, init, backbone, depth, state=None, source=None):
+    """Initialise a :func:`DeepLab.net.deeplab_v2.deeplab_v2` network on ``backbone`` of ``depth``
+    for training.
 
     init: ``none`` (random); ``imagenet`` (torchvision's ImageNet ResNet weights, torchvision
     backbone); ``cam`` (the trained CAM network's ResNet-50, torchvision backbone of depth 50:
@@ -30,15 +35,13 @@ def initialise(model, init, backbone, state=None, source=None):
     imports no Stage I code); or a path to one of: kazuto1011's COCO-trained DeepLab-v1
     (``layer1.conv1.conv.weight``, ..., ``fc.*``: the 1x1 COCO head is dropped), a torchvision
     ResNet state dict (``conv1.weight``, ..., ``fc.*`` dropped), or a whole DeepLab-v2 checkpoint
-    (``base.*``, fine-tuning from it).  The ASPP head keeps its N(0, 0.01) init unless the file is
-    a whole DeepLab checkpoint.
+    (``base.*``, fine-tuning from it).  A backbone-only file loads into the backbone's trunk
+    (``Backbone.trunk``) and the ASPP head keeps its N(0, 0.01) init.
     """
     check_init(init, backbone)
-    base = model.base
     if init == "none":
         return model
     if init == "imagenet":
-        depth = {6: 50, 23: 101}[len(base.model2.layer3)]
         state = imagenet_state_dict(depth, "pass --init PATH to a local ResNet state dict")
         source = "torchvision ImageNet weights"
     elif init == "cam":
@@ -48,12 +51,7 @@ def initialise(model, init, backbone, state=None, source=None):
         state, source = read_state_dict(init), init
         if any(k.startswith("base.") for k in state):
             return load_strict(model, state, init)
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    return _load_backbone(base if backbone == "caffe" else base.model2, state, source, model)
-
-
-def _load_backbone(module, state, source, model):
-    """Every backbone tensor of ``module`` from ``state``; the ASPP head stays as initialised."""
-    head = {f"aspp.{k}" for k in aspp_of(model).state_dict()}
-    load_strict(module, state, source, optional=tuple(head))
+    trunk = backbone_named(backbone).trunk_of(model)
+    head = tuple(f"aspp.{k}" for k in trunk.aspp.state_dict())
+    load_strict(trunk, {k: v for k, v in state.items() if not k.startswith("fc.")}, source, optional=head)
     return model

@@ -17,12 +17,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from wsgcn.config import LABEL_LIST, CommonConfig, field
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv, write_scores_json
+from wsgcn.infra.config import LABEL_LIST, CommonConfig, field
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.scripts import EvaluationFailed, tool_main
 from wsgcn.plots import plot_confusion, pyplot
-from wsgcn.scripts import EvaluationFailed, tool_main
-from wsgcn.voc import read_image_list
+from wsgcn.seg.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv, write_scores_json
+from wsgcn.seg.voc import read_image_list
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 from DeepLab.net.deeplab_v2 import BACKBONES, BLOCKS
-from wsgcn.config import CommonConfig, field
+from wsgcn.infra.config import CommonConfig, field
 
 
 @dataclass(frozen=True)

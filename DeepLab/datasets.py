@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from DeepLab.net.deeplab_v2 import backbone_named
-from wsgcn.datasets import SeededDataset, chw, crop_into
-from wsgcn.io import load_label_png
-from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES
+from wsgcn.infra.io import load_label_png
+from wsgcn.seg.datasets import SeededDataset, chw, crop_into
+from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES
 
 
 def input_convention(cfg):
@@ -75,7 +75,7 @@ def resize_labels(labels, size):
 def padded_crop_box(rng, size, crop):
     """Where a crop x crop window of an (h, w) map padded bottom/right to at least crop lies:
     a random offset where the map is larger than the crop, 0 where it is not (the padding).
-    Returns (canvas slices, map slices) for :func:`wsgcn.datasets.crop_into`."""
+    Returns (canvas slices, map slices) for :func:`wsgcn.seg.datasets.crop_into`."""
     canvas, source = [], []
     for extent in size:
         offset = int(rng.integers(max(extent - crop, 0) + 1))

@@ -32,14 +32,14 @@ from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
 from DeepLab.datasets import chw, input_array, input_convention
 from DeepLab.net.deeplab_v2 import deeplab_v2
 from DeepLab.net.weights import load_deeplab
-from wsgcn import distributed
-from wsgcn.crf import CRFParams, dense_crf, probability_unary
-from wsgcn.io import prepare_outputs, save_label_png, save_npz
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.runtime import resolve_device, worker_init_fn
-from wsgcn.scripts import script_main
-from wsgcn.voc import NUM_CLASSES, VOC12, read_image_list
+from wsgcn.infra import distributed
+from wsgcn.infra.io import prepare_outputs, save_label_png, save_npz
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import Failures, map_images, pending_images
+from wsgcn.infra.runtime import resolve_device, worker_init_fn
+from wsgcn.infra.scripts import script_main
+from wsgcn.seg.crf import CRFParams, dense_crf, probability_unary
+from wsgcn.seg.voc import NUM_CLASSES, VOC12, read_image_list
 
 # kazuto1011's configs/voc12.yaml: CRF POS_XY_STD 1, POS_W 3, BI_XY_STD 67, BI_RGB_STD 3, BI_W 4, ITER_MAX 10
 DEEPLAB_CRF = CRFParams(gauss_sxy=1, gauss_compat=3, bilateral_sxy=67, bilateral_srgb=3, bilateral_compat=4,
@@ -140,7 +140,7 @@ class CRFWorkers:
 
     def __enter__(self):
         if self.workers > 0:
-            # its workers end with this process, however it ends (wsgcn.runtime.worker_init)
+            # its workers end with this process, however it ends (wsgcn.infra.runtime.worker_init)
             self.pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=worker_init_fn())
         return self
 

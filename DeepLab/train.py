@@ -29,16 +29,16 @@ from DeepLab.datasets import TrainDataset, check_label, input_convention, resize
 from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import check_init, initialise
 from IRN.net.resnet50_cam import load_cam_net  # --init cam: the one piece of Stage I that Stage II reads
-from wsgcn import distributed
-from wsgcn.checkpoint import save_checkpoint
-from wsgcn.io import load_label_png, prepare_outputs
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import Failures
-from wsgcn.runtime import resolve_device
-from wsgcn.screening import image_size_of, screen_training_list
-from wsgcn.scripts import script_main
-from wsgcn.training import load_training_state, poly_schedule, resume_path, train_loader, train_steps
-from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
+from wsgcn.infra import distributed
+from wsgcn.infra.checkpoint import save_checkpoint
+from wsgcn.infra.io import load_label_png, prepare_outputs
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import Failures
+from wsgcn.infra.runtime import resolve_device
+from wsgcn.infra.screening import image_size_of, screen_training_list
+from wsgcn.infra.scripts import script_main
+from wsgcn.infra.training import load_training_state, poly_schedule, resume_path, train_loader, train_steps
+from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
 
@@ -85,7 +85,7 @@ def check_training_pair(voc, label_dir, name):
 
 
 def training_names(cfg, voc, label_dir, failures):
-    """The training list less its bad images (wsgcn/screening.py, :func:`check_training_pair`),
+    """The training list less its bad images (wsgcn/infra/screening.py, :func:`check_training_pair`),
     which are named and added to ``failures`` (``logs/deeplab/failures.txt``, beside the
     TensorBoard logs); more than 5 % bad, or no label folder, is an error."""
     if not label_dir.is_dir():

@@ -11,13 +11,13 @@ import functools
 import numpy as np
 
 from GCN.config import PROFILES, GCNConfig
-from wsgcn.crf import dense_crf, softmax_unary
-from wsgcn.io import prepare_outputs, save_label_png, save_npz
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.scores import find_score_file, load_probs
-from wsgcn.scripts import script_main
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra.io import prepare_outputs, save_label_png, save_npz
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import Failures, map_images, pending_images
+from wsgcn.infra.scripts import script_main
+from wsgcn.seg.crf import dense_crf, softmax_unary
+from wsgcn.seg.scores import find_score_file, load_probs
+from wsgcn.seg.voc import VOC12, read_image_list
 
 
 def refine(image, prob, params):

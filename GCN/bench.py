@@ -34,14 +34,14 @@ import torch
 import torch.nn.functional as F
 
 from GCN.config import GCNConfig
+from GCN.graph import graph_mode
 from GCN.inputs import GCNInputs
 from GCN.models import GCN
-from GCN.graph import graph_mode
 from GCN.train import train_gcn
-from wsgcn.affinity import dense_transition_power
-from wsgcn.cams import labels_with_background
-from wsgcn.config import field
-from wsgcn.scripts import tool_main
+from wsgcn.infra.config import field
+from wsgcn.infra.scripts import tool_main
+from wsgcn.seg.affinity import dense_transition_power
+from wsgcn.seg.cams import labels_with_background
 
 MODES = ("original", "dense", "lowmem")
 

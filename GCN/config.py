@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 from GCN.graph import GRAPHS
-from wsgcn.config import LABEL_LIST, CommonConfig, field
-from wsgcn.crf import CRFParams
+from wsgcn.infra.config import LABEL_LIST, CommonConfig, field
+from wsgcn.seg.crf import CRFParams
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 import torch
 
-from wsgcn.affinity import affinity_graph, dense_transition_power
+from wsgcn.seg.affinity import affinity_graph, dense_transition_power
 
 
 def exact_adjacency(boundary, beta=10, exp_times=8, radius=5):

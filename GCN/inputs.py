@@ -1,12 +1,13 @@
-"""One image's inputs to the GCN stage, read from the work directory (see wsgcn/layout.py)."""
+"""One image's inputs to the GCN stage, read from the work directory (see wsgcn/infra/layout.py)."""
 from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
-from wsgcn.io import load_label_png, load_npz
-from wsgcn.layout import strided_size
-from wsgcn.scores import as_numbers, find_score_file, load_cams
-from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, NUM_OBJECT_CLASSES
+from wsgcn.infra.io import load_label_png, load_npz
+from wsgcn.infra.layout import strided_size
+from wsgcn.seg.scores import as_numbers, find_score_file, load_cams
+from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES, NUM_OBJECT_CLASSES
 
 # Channels of the node features make_sem_seg writes (IRNet's concatenated boundary channels):
 # the images of a batch share one feature matrix, so each image's must have them all.

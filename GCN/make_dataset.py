@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from GCN.config import PROFILES, GCNConfig
 from GCN.inputs import grid_cams, grid_image
 from GCN.partial_labels import partial_pseudo_labels
-from wsgcn.io import prepare_outputs, save_label_png
-from wsgcn.layout import WorkDir, strided_size
-from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.scores import find_score_file
-from wsgcn.scripts import script_main
-from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
+from wsgcn.infra.io import prepare_outputs, save_label_png
+from wsgcn.infra.layout import WorkDir, strided_size
+from wsgcn.infra.per_image import Failures, map_images, pending_images
+from wsgcn.infra.scripts import script_main
+from wsgcn.seg.scores import find_score_file
+from wsgcn.seg.voc import IGNORE_INDEX, VOC12, read_image_list
 
 
 def upsample_nearest(labels, size):

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from GCN.layers import GraphConvolution, propagate
-from wsgcn.runtime import image_seed
+from wsgcn.infra.runtime import image_seed
 
 
 class GCN(nn.Module):

@@ -8,8 +8,8 @@ argmax of the combined score map.  Everything else is 255, the nodes the GCN mus
 """
 import numpy as np
 
-from wsgcn.crf import dense_crf, score_unary
-from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES
+from wsgcn.seg.crf import dense_crf, score_unary
+from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES
 
 
 def crf_scores(image, cams, classes, alpha, crf_params):

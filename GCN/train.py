@@ -25,15 +25,15 @@ from GCN.inputs import load_gcn_inputs
 from GCN.laplacian import GridLaplacian
 from GCN.losses import total_loss
 from GCN.models import StackedGCN
-from wsgcn import distributed
-from wsgcn.cams import labels_with_background
-from wsgcn.io import prepare_outputs, save_label_png, save_npz
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import Failures, failure_reason, is_input_error, is_out_of_memory, map_images, pending_images
-from wsgcn.runtime import resolve_device
-from wsgcn.scripts import script_main
-from wsgcn.tensorboard import ScalarLog
-from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
+from wsgcn.infra import distributed
+from wsgcn.infra.io import prepare_outputs, save_label_png, save_npz
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import Failures, failure_reason, is_input_error, is_out_of_memory, map_images, pending_images
+from wsgcn.infra.runtime import resolve_device
+from wsgcn.infra.scripts import script_main
+from wsgcn.infra.tensorboard import ScalarLog
+from wsgcn.seg.cams import labels_with_background
+from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 
 def train_gcn(images, cfg, device, prepared=None):

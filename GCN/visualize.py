@@ -18,16 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from GCN.config import PROFILES
-from wsgcn.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field
-from wsgcn.io import load_label_png, prepare_outputs
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import write_class_iou_csv
-from wsgcn.plots import (PANEL_GAP_PX, PANEL_PX, cam_overlay, colour_labels, plot_class_iou,
-                         plot_panel_row, pyplot)
+from wsgcn.infra.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field
+from wsgcn.infra.io import load_label_png, prepare_outputs
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.scripts import tool_main
+from wsgcn.plots import PANEL_GAP_PX, PANEL_PX, cam_overlay, colour_labels, plot_class_iou, plot_panel_row, pyplot
 from wsgcn.report import stage_rows
-from wsgcn.scores import find_score_file, load_cams
-from wsgcn.scripts import tool_main
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.seg.metrics import write_class_iou_csv
+from wsgcn.seg.scores import find_score_file, load_cams
+from wsgcn.seg.voc import VOC12, read_image_list
 
 
 @dataclass(frozen=True)

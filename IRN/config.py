@@ -1,8 +1,8 @@
 """Settings of the IRN stage (docs/method.md §1-5) with the published defaults, and the demo profile."""
 from dataclasses import dataclass
 
-from wsgcn.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field, float_values
-from wsgcn.layout import WorkDir
+from wsgcn.infra.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field, float_values
+from wsgcn.infra.layout import WorkDir
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
 """Torch datasets of the IRN steps: classification crops (train_cam), multi-scale inference
 (make_cam, make_sem_seg_labels) and affinity crops (train_irn).
 
-Augmentation is seeded by (seed, epoch, image index) (:class:`wsgcn.datasets.SeededDataset`):
+Augmentation is seeded by (seed, epoch, image index) (:class:`wsgcn.seg.datasets.SeededDataset`):
 call ``set_epoch`` before each epoch.
 """
 import numpy as np
 import torch
 from PIL import Image
 
-from wsgcn.datasets import SeededDataset, chw, crop_into
-from wsgcn.io import load_label_png
-from wsgcn.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from wsgcn.infra.io import load_label_png
+from wsgcn.seg.datasets import SeededDataset, chw, crop_into
+from wsgcn.seg.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 
 
 def normalize(img):

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsgcn.config import LABEL_LIST, CommonConfig, field
-from wsgcn.io import atomic_path, prepare_outputs
-from wsgcn.layout import WorkDir
-from wsgcn.scores import find_score_file, load_cams
-from wsgcn.scripts import tool_main
-from wsgcn.voc import read_image_list
+from wsgcn.infra.config import LABEL_LIST, CommonConfig, field
+from wsgcn.infra.io import atomic_path, prepare_outputs
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.scripts import tool_main
+from wsgcn.seg.scores import find_score_file, load_cams
+from wsgcn.seg.voc import read_image_list
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from wsgcn.config import CommonConfig, field
-from wsgcn.io import prepare_outputs, save_npz
-from wsgcn.layout import WorkDir, strided_size
-from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.scores import as_numbers, read_archive
-from wsgcn.scripts import script_main
-from wsgcn.voc import NUM_OBJECT_CLASSES, VOC12, read_image_list
+from wsgcn.infra.config import CommonConfig, field
+from wsgcn.infra.io import prepare_outputs, save_npz
+from wsgcn.infra.layout import WorkDir, strided_size
+from wsgcn.infra.per_image import Failures, map_images, pending_images
+from wsgcn.infra.scripts import script_main
+from wsgcn.seg.scores import as_numbers, read_archive
+from wsgcn.seg.voc import NUM_OBJECT_CLASSES, VOC12, read_image_list
 
 
 @dataclass(frozen=True)

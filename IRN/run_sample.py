@@ -16,12 +16,12 @@ import time
 from IRN.config import PROFILES, IRNConfig
 from IRN.net.resnet50_cam import load_cam_net
 from IRN.net.resnet50_irn import load_irnet
-from wsgcn import distributed
-from wsgcn.io import prepare_outputs
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import StepFailed
-from wsgcn.scripts import script_main
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra import distributed
+from wsgcn.infra.io import prepare_outputs
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import StepFailed
+from wsgcn.infra.scripts import script_main
+from wsgcn.seg.voc import VOC12, read_image_list
 
 STEPS = (  # (flag, module)
     ("train_cam_pass", "IRN.step.train_cam"),

@@ -2,7 +2,7 @@ import pytest
 
 from IRN import run_sample
 from wsgcn.demo_data import make_demo_dataset
-from wsgcn.voc import VOC12
+from wsgcn.seg.voc import VOC12
 
 
 @pytest.fixture(scope="session")

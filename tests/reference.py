@@ -4,7 +4,7 @@ import torch
 
 from GCN.batch import GridBatch
 from GCN.graph import LowRankGraph, graph_mode, low_rank_parts
-from wsgcn.affinity import _sparse_coo, _transition_entries
+from wsgcn.seg.affinity import _sparse_coo, _transition_entries
 
 
 def transition_matrix(boundary, beta=10, radius=5):

@@ -4,9 +4,15 @@ import torch
 import torch.nn.functional as F
 
 from tests.reference import transition_matrix
-from wsgcn.affinity import (PathIndex, affinity_graph, dense_affinity, dense_transition_power,
-                            neighbour_offsets, offset_paths, random_walk)
-
+from wsgcn.seg.affinity import (
+    PathIndex,
+    affinity_graph,
+    dense_affinity,
+    dense_transition_power,
+    neighbour_offsets,
+    offset_paths,
+    random_walk,
+)
 
 # ----------------------------------------------------------------------------- references
 

@@ -1,10 +1,10 @@
-"""wsgcn/checkpoint.py: the one reader of weights files, the one strict loader, the one ImageNet fetcher."""
+"""wsgcn/infra/checkpoint.py: the one reader of weights files, the one strict loader, the one ImageNet fetcher."""
 import pytest
 import torch
 import torchvision
 
-from wsgcn import checkpoint
-from wsgcn.checkpoint import imagenet_state_dict, load_checkpoint, load_torch_file, save_checkpoint
+from wsgcn.infra import checkpoint
+from wsgcn.infra.checkpoint import imagenet_state_dict, load_checkpoint, load_torch_file, save_checkpoint
 
 
 def test_a_dataparallel_checkpoint_loads_and_a_misfit_names_its_keys(tmp_path):

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from IRN.config import PROFILES, IRNConfig
-from wsgcn.config import field, parse_config
+from wsgcn.infra.config import field, parse_config
 
 
 def test_defaults_are_the_published_ones():

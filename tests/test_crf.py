@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from wsgcn.crf import (CRFParams, crf_label_map, dense_crf, label_unary, probability_unary, score_unary,
-                       softmax_unary)
+from wsgcn.seg.crf import (
+    CRFParams,
+    crf_label_map,
+    dense_crf,
+    label_unary,
+    probability_unary,
+    score_unary,
+    softmax_unary,
+)
 
 
 def two_region_image(h=24, w=30):

@@ -9,16 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from test_distributed import same_npz_folders, torchrun
 
 import eval as eval_script
 from DeepLab import infer
 from DeepLab.config import DeepLabConfig
 from DeepLab.datasets import chw, input_array
 from DeepLab.net.deeplab_v2 import aspp_of, deeplab_v2
-from test_distributed import same_npz_folders, torchrun
-from wsgcn.crf import CRFParams, dense_crf
-from wsgcn.io import load_label_png, load_npz
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra.io import load_label_png, load_npz
+from wsgcn.seg.crf import CRFParams, dense_crf
+from wsgcn.seg.voc import VOC12, read_image_list
 
 CFG = DeepLabConfig(backbone="torchvision", depth=50)
 # kazuto1011/deeplab-pytorch's configs/voc12.yaml, CRF section

@@ -7,20 +7,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from PIL import Image
-
 from conftest import read_scalars
+from PIL import Image
+from test_distributed import torchrun
+
 from DeepLab import train as deeplab_train
 from DeepLab.config import DeepLabConfig
 from DeepLab.datasets import TrainDataset, input_array, resize_bilinear, resize_labels
 from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import initialise, load_deeplab
 from IRN.net.resnet50_cam import CAMNet
-from wsgcn import training
-from wsgcn.checkpoint import save_checkpoint
-from wsgcn.io import save_label_png
-from wsgcn.voc import VOC12
-from test_distributed import torchrun
+from wsgcn.infra import training
+from wsgcn.infra.checkpoint import save_checkpoint
+from wsgcn.infra.io import save_label_png
+from wsgcn.seg.voc import VOC12
 
 SIZE = (65, 81)
 
@@ -95,7 +95,7 @@ def test_param_groups(network):
 def test_poly_schedule_holds_for_lr_step_iterations():
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([{"params": [param], "lr": 0.1}, {"params": [], "lr": 2.0}], lr=0.1)
-    from wsgcn.training import poly_factor, poly_schedule
+    from wsgcn.infra.training import poly_factor, poly_schedule
 
     schedule = poly_schedule(optimizer, max_step=50, power=0.9, lr_step=10)
     seen = []

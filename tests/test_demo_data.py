@@ -9,8 +9,15 @@ import pytest
 
 from wsgcn import demo_data
 from wsgcn.demo_data import DEMO_CLASSES, demo_image_name, make_demo_dataset
-from wsgcn.voc import (CAT_INDEX, CAT_LIST, IGNORE_INDEX, VOC12, load_cls_label_table, read_annotation_labels,
-                       read_image_list)
+from wsgcn.seg.voc import (
+    CAT_INDEX,
+    CAT_LIST,
+    IGNORE_INDEX,
+    VOC12,
+    load_cls_label_table,
+    read_annotation_labels,
+    read_image_list,
+)
 
 NUM_TRAIN, NUM_VAL, SEED = 24, 8, 0
 NAMES = [demo_image_name(i) for i in range(NUM_TRAIN + NUM_VAL)]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsgcn.io import save_label_png
-from wsgcn.metrics import confusion_matrix
-from wsgcn.voc import CLASS_NAMES
+from wsgcn.infra.io import save_label_png
+from wsgcn.seg.metrics import confusion_matrix
+from wsgcn.seg.voc import CLASS_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 

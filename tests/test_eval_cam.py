@@ -9,13 +9,13 @@ import pytest
 from IRN.config import PROFILES, IRNConfig
 from IRN.step import eval_cam
 from wsgcn import report
-from wsgcn.cams import cam_confusion, cam_confusions, cam_label_map
-from wsgcn.config import float_values, parse_config
-from wsgcn.io import save_label_png, save_npz
-from wsgcn.layout import WorkDir, strided_size
-from wsgcn.metrics import confusion_matrix, format_iou_table
-from wsgcn.per_image import StepFailed
-from wsgcn.voc import VOC12
+from wsgcn.infra.config import float_values, parse_config
+from wsgcn.infra.io import save_label_png, save_npz
+from wsgcn.infra.layout import WorkDir, strided_size
+from wsgcn.infra.per_image import StepFailed
+from wsgcn.seg.cams import cam_confusion, cam_confusions, cam_label_map
+from wsgcn.seg.metrics import confusion_matrix, format_iou_table
+from wsgcn.seg.voc import VOC12
 
 PERSON, DOG = 14, 11  # object-class indices; VOC labels 15 and 12
 

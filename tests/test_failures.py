@@ -20,11 +20,10 @@ from GCN import CRF, make_dataset
 from GCN import train as gcn_train
 from IRN import run_sample
 from IRN.net.resnet50_cam import load_cam_net
-from wsgcn.checkpoint import load_checkpoint
-from wsgcn.io import load_label_png, load_npz, save_label_png, save_npz
-from wsgcn.scores import load_cams, load_probs
-from wsgcn.voc import read_image_list
-
+from wsgcn.infra.checkpoint import load_checkpoint
+from wsgcn.infra.io import load_label_png, load_npz, save_label_png, save_npz
+from wsgcn.seg.scores import load_cams, load_probs
+from wsgcn.seg.voc import read_image_list
 
 # ---------------------------------------------------------------- helpers
 
@@ -657,7 +656,7 @@ def test_a_list_of_another_data_set_is_refused_before_any_step(demo, tmp_path, c
 
 def test_a_crash_ends_with_status_3_and_its_traceback(monkeypatch, capsys):
     """A bug or an out-of-memory is not a bad input: exit status 3 (train.sh stops), traceback shown."""
-    from wsgcn.scripts import script_main
+    from wsgcn.infra.scripts import script_main
 
     def run(cfg):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -687,8 +686,8 @@ def test_a_torch_error_of_one_image_is_a_bug_unless_out_of_memory(tmp_path, caps
     """torch's RuntimeError is a bug (the readers refuse the bad files that would cause one): the
     run stops with its traceback and exit status 3.  Out of memory fails that image alone."""
     from GCN.config import PROFILES, GCNConfig
-    from wsgcn.per_image import Failures, map_images
-    from wsgcn.scripts import script_main
+    from wsgcn.infra.per_image import Failures, map_images
+    from wsgcn.infra.scripts import script_main
 
     def process(name):
         return error() if name == "b" else name

@@ -4,7 +4,7 @@ import torch
 
 from GCN.graph import exact_adjacency
 from tests.reference import build_graph, low_rank_graph
-from wsgcn.affinity import affinity_graph
+from wsgcn.seg.affinity import affinity_graph
 
 
 def reference_adjacency(boundary, beta=10, exp_times=8):

@@ -7,10 +7,10 @@ import torch
 
 from GCN import CRF, make_dataset
 from GCN import train as gcn_train
-from wsgcn.io import load_label_png, save_label_png
-from wsgcn.layout import strided_size
-from wsgcn.scores import load_probs
-from wsgcn.voc import read_image_list
+from wsgcn.infra.io import load_label_png, save_label_png
+from wsgcn.infra.layout import strided_size
+from wsgcn.seg.scores import load_probs
+from wsgcn.seg.voc import read_image_list
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def _three_images():
 
 def test_out_of_memory_retries_the_batch_one_image_at_a_time(monkeypatch, tmp_path):
     from GCN.config import GCNConfig
-    from wsgcn.per_image import Failures
+    from wsgcn.infra.per_image import Failures
 
     sizes = []
 
@@ -175,7 +175,7 @@ def test_out_of_memory_retries_the_batch_one_image_at_a_time(monkeypatch, tmp_pa
 def test_input_errors_fail_the_batch_on_the_cpu_and_stop_the_run_on_cuda_and_bugs_stop_it_everywhere(
         monkeypatch, tmp_path):
     from GCN.config import GCNConfig
-    from wsgcn.per_image import Failures
+    from wsgcn.infra.per_image import Failures
 
     def bad_input(images, cfg, device, prepared=None):
         raise ValueError("x.npz: boundary map of the wrong size")
@@ -198,7 +198,7 @@ def test_input_errors_fail_the_batch_on_the_cpu_and_stop_the_run_on_cuda_and_bug
 
 def test_partial_label_values_are_checked_at_load(gcn_run, tmp_path):
     from GCN.inputs import load_gcn_inputs
-    from wsgcn.layout import WorkDir
+    from wsgcn.infra.layout import WorkDir
 
     _, work, voc, names = gcn_run
     other = tmp_path / "work"

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from IRN import import_cams
-from wsgcn.cams import cam_argmax
-from wsgcn.io import load_npz
-from wsgcn.layout import strided_size
-from wsgcn.scores import load_cams
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra.io import load_npz
+from wsgcn.infra.layout import strided_size
+from wsgcn.seg.cams import cam_argmax
+from wsgcn.seg.scores import load_cams
+from wsgcn.seg.voc import VOC12, read_image_list
 
 
 def status(argv):

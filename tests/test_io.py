@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsgcn.io import atomic_path, load_label_png, load_npz, save_label_png, save_npz, voc_colormap
+from wsgcn.infra.io import atomic_path, load_label_png, load_npz, save_label_png, save_npz, voc_colormap
 
 
 def test_voc_colormap_known_entries():
@@ -69,7 +69,7 @@ def test_atomic_outputs_get_an_ordinary_file_mode(tmp_path):
     import os
     import stat
 
-    from wsgcn.io import save_npz
+    from wsgcn.infra.io import save_npz
 
     save_npz(tmp_path / "a.npz", x=np.zeros(2))
     mask = os.umask(0)

@@ -1,12 +1,11 @@
 import numpy as np
-
 import pytest
 import torch
 from PIL import Image
 
 from IRN.datasets import AffinityDataset, MultiScaleDataset, normalize, random_crop_box, rescale
-from wsgcn.affinity import PathIndex
-from wsgcn.datasets import crop_into
+from wsgcn.seg.affinity import PathIndex
+from wsgcn.seg.datasets import crop_into
 
 
 def test_rescale_is_pils_resize_to_the_rounded_size():
@@ -95,7 +94,7 @@ def test_multi_scale_dataset_feeds_pil_bicubic_images():
 def test_affinity_dataset_reduces_the_label_as_irnet(tmp_path):
     """With rescale fixed at 1 and a crop the image's size, the pair labels come from the
     crop's label at rows/columns 2, 6, 10, ... (PIL nearest x0.25)."""
-    from wsgcn.io import save_label_png
+    from wsgcn.infra.io import save_label_png
 
     rng = np.random.default_rng(3)
     label = rng.choice(np.array([0, 3, 255], np.uint8), (48, 48))

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from IRN.net.resnet50_cam import CAMNet, load_cam_net
 from IRN.net.resnet50_irn import IRNet, load_irnet
-from wsgcn.checkpoint import save_checkpoint
+from wsgcn.infra.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

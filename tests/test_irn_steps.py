@@ -9,10 +9,10 @@ from IRN.net.resnet50_irn import load_irnet
 from IRN.step.cam_to_ir_label import combine_confident_maps
 from IRN.step.make_cam import compute_cams
 from IRN.step.make_sem_seg_labels import canvas_size
-from wsgcn.layout import strided_size
-from wsgcn.scores import load_cams
-from wsgcn.io import load_label_png, load_npz
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra.io import load_label_png, load_npz
+from wsgcn.infra.layout import strided_size
+from wsgcn.seg.scores import load_cams
+from wsgcn.seg.voc import VOC12, read_image_list
 
 
 def test_cam_files(irn_run, demo_root):
@@ -100,7 +100,7 @@ def test_canvas_size():
 
 def test_sem_seg_canvas_is_the_originals_512_in_every_profile():
     from IRN.config import PROFILES, IRNConfig
-    from wsgcn.config import parse_config
+    from wsgcn.infra.config import parse_config
 
     for profile in PROFILES:
         cfg = parse_config(IRNConfig, PROFILES, ["--profile", profile])
@@ -138,7 +138,7 @@ def test_random_walk_labels_match_dense_t256():
     import torch.nn.functional as F
 
     from IRN.step.make_sem_seg_labels import random_walk_labels
-    from wsgcn.affinity import dense_transition_power
+    from wsgcn.seg.affinity import dense_transition_power
 
     g = torch.Generator().manual_seed(0)
     h, w, size = 14, 17, (53, 66)

@@ -4,10 +4,22 @@ import json
 import numpy as np
 import pytest
 
-from wsgcn.io import save_label_png
-from wsgcn.metrics import (class_iou, class_iou_table, class_scores, confusion_matrix, evaluate_label_maps,
-                           format_iou_table, label_map_confusion, mean_iou, pixel_accuracy, score_images,
-                           write_class_iou_csv, write_confusion_csv, write_scores_json)
+from wsgcn.infra.io import save_label_png
+from wsgcn.seg.metrics import (
+    class_iou,
+    class_iou_table,
+    class_scores,
+    confusion_matrix,
+    evaluate_label_maps,
+    format_iou_table,
+    label_map_confusion,
+    mean_iou,
+    pixel_accuracy,
+    score_images,
+    write_class_iou_csv,
+    write_confusion_csv,
+    write_scores_json,
+)
 
 GT = np.array([[0, 0, 1], [1, 255, 2]])
 PRED = np.array([[0, 1, 1], [2, 0, 2]])

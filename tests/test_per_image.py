@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import UnidentifiedImageError
 
-from wsgcn.per_image import Failures, StepFailed, is_input_error, map_images, pending_images
+from wsgcn.infra.per_image import Failures, StepFailed, is_input_error, map_images, pending_images
 
 
 def touch(path, mtime):

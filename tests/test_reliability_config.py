@@ -10,13 +10,16 @@ import pytest
 
 from DeepLab import infer as deeplab_infer
 from DeepLab import train as deeplab_train
-from DeepLab.config import PROFILES as DEEPLAB_PROFILES, DeepLabConfig
+from DeepLab.config import PROFILES as DEEPLAB_PROFILES
+from DeepLab.config import DeepLabConfig
 from GCN import CRF, make_dataset, visualize
 from GCN import train as gcn_train
-from GCN.config import PROFILES as GCN_PROFILES, GCNConfig
+from GCN.config import PROFILES as GCN_PROFILES
+from GCN.config import GCNConfig
 from IRN import import_cams, run_sample
-from IRN.config import PROFILES as IRN_PROFILES, IRNConfig
-from wsgcn.config import CommonConfig, allowed_values, out_of_range
+from IRN.config import PROFILES as IRN_PROFILES
+from IRN.config import IRNConfig
+from wsgcn.infra.config import CommonConfig, allowed_values, out_of_range
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,21 +6,21 @@ The numbers are worked out by hand on 4 x 4 label maps."""
 import numpy as np
 import pytest
 from PIL import Image
+from test_eval_cam import save_cams
+from test_failures import copy_demo, exit_status, irn_argv, write_list
 
 import eval as eval_script
 from IRN import run_sample
 from IRN.config import PROFILES, IRNConfig
 from IRN.step import eval_cam, eval_sem_seg
-from test_eval_cam import save_cams
-from test_failures import copy_demo, exit_status, irn_argv, write_list
 from wsgcn import report
-from wsgcn.cams import cam_confusion
-from wsgcn.config import parse_config
-from wsgcn.io import save_label_png
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import evaluate_label_maps, format_iou_table
-from wsgcn.per_image import StepFailed
-from wsgcn.voc import VOC12, load_cls_label_table, read_image_list
+from wsgcn.infra.config import parse_config
+from wsgcn.infra.io import save_label_png
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import StepFailed
+from wsgcn.seg.cams import cam_confusion
+from wsgcn.seg.metrics import evaluate_label_maps, format_iou_table
+from wsgcn.seg.voc import VOC12, load_cls_label_table, read_image_list
 
 PERSON = 15  # VOC label; object-class index 14
 

@@ -20,20 +20,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import read_scalars
+from test_failures import copy_demo, copy_irn_outputs, exit_status, gcn_argv, irn_argv, lines_naming, write_list
 
 from GCN import CRF
 from GCN import train as gcn_train
 from IRN import import_cams, run_sample
-from conftest import read_scalars
-from test_failures import (copy_demo, copy_irn_outputs, exit_status, gcn_argv, irn_argv, lines_naming,
-                           write_list)
-from wsgcn import io as wsgcn_io
-from wsgcn.checkpoint import load_error_summary, read_state_dict
-from wsgcn.io import EnvironmentFault, prepare_outputs, save_npz, save_torch
-from wsgcn.scores import load_cams
-from wsgcn.tensorboard import ScalarLog
-from wsgcn.voc import read_image_list
-
+from wsgcn.infra import io as wsgcn_io
+from wsgcn.infra.checkpoint import load_error_summary, read_state_dict
+from wsgcn.infra.io import EnvironmentFault, prepare_outputs, save_npz, save_torch
+from wsgcn.infra.tensorboard import ScalarLog
+from wsgcn.seg.scores import load_cams
+from wsgcn.seg.voc import read_image_list
 
 # ---------------------------------------------------------------- helpers and fixtures
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from GCN import make_dataset
-from wsgcn import runtime
+from wsgcn.infra import runtime
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches processes through /proc")
 
@@ -113,7 +113,7 @@ MAP_IMAGES_PARENT = """
 import sys, time
 import numpy as np
 from pathlib import Path
-from wsgcn.per_image import map_images
+from wsgcn.infra.per_image import map_images
 
 for _ in map_images(lambda name: np.ones(2 ** 24, np.float32), ["a", "b", "c", "d"], num_workers=1, quiet=True):
     Path(sys.argv[1]).touch()
@@ -124,7 +124,7 @@ TRAIN_LOADER_PARENT = """
 import sys, time
 import torch
 from pathlib import Path
-from wsgcn.training import train_loader
+from wsgcn.infra.training import train_loader
 
 class Big(torch.utils.data.Dataset):
     def __len__(self):
@@ -158,7 +158,7 @@ def test_train_loader_workers_end_when_their_parent_is_killed(spawn, tmp_path):
 
 def test_a_worker_whose_parent_died_before_it_started_watching_ends_at_once():
     """The race before the parent-death signal is set: the parent recorded is not the parent any more."""
-    code = f"from wsgcn.runtime import worker_init; worker_init({os.getppid()}, 0); import time; time.sleep(60)"
+    code = f"from wsgcn.infra.runtime import worker_init; worker_init({os.getppid()}, 0); import time; time.sleep(60)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stderr) == (1, "")
 
@@ -167,7 +167,7 @@ def test_a_worker_whose_parent_died_before_it_started_watching_ends_at_once():
 # which clears the signal after worker_init set it, and the parent exits.
 WATCHDOG_PARENT = """
 import ctypes, os, sys, time
-from wsgcn.runtime import PR_SET_PDEATHSIG, worker_init
+from wsgcn.infra.runtime import PR_SET_PDEATHSIG, worker_init
 
 parent, (ready_r, ready_w) = os.getpid(), os.pipe()
 worker = os.fork()
@@ -196,8 +196,8 @@ def test_the_watchdog_ends_a_worker_when_the_parent_death_signal_does_not_come(s
 TERM_DURING_A_WRITE = """
 import os, signal, sys, time
 from pathlib import Path
-from wsgcn.io import atomic_path
-from wsgcn.runtime import Terminated, terminate_on_sigterm
+from wsgcn.infra.io import atomic_path
+from wsgcn.infra.runtime import Terminated, terminate_on_sigterm
 
 terminate_on_sigterm()
 try:

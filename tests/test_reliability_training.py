@@ -1,5 +1,5 @@
 """Training steps and bad inputs (issue 18, case 3): train_cam, train_irn and DeepLab/train.py
-screen their list before the first iteration (wsgcn/screening.py).  A bad image is named on one
+screen their list before the first iteration (wsgcn/infra/screening.py).  A bad image is named on one
 stderr line, listed in the step's logs/<step>/failures.txt and left out; the others are trained
 on and the exit status is 1.  More than 5 % bad refuses the step before anything is trained
 or written (exit status 2, one line).
@@ -12,15 +12,15 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
+from test_failures import assert_one_failure, copy_demo, exit_status, read_failures, write_list
 
 from DeepLab import train as deeplab_train
 from IRN import run_sample
-from test_failures import assert_one_failure, copy_demo, exit_status, read_failures, write_list
 from wsgcn.demo_data import make_demo_dataset
-from wsgcn.io import load_label_png, save_label_png
-from wsgcn.per_image import Failures
-from wsgcn.screening import MAX_BAD_SHARE, image_size_of, screen_training_list
-from wsgcn.voc import read_image_list
+from wsgcn.infra.io import load_label_png, save_label_png
+from wsgcn.infra.per_image import Failures
+from wsgcn.infra.screening import MAX_BAD_SHARE, image_size_of, screen_training_list
+from wsgcn.seg.voc import read_image_list
 
 BAD = "demo_000005"  # the image each case spoils
 

@@ -2,10 +2,10 @@
 import numpy as np
 
 from wsgcn import report
-from wsgcn.io import load_label_png, save_label_png
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import evaluate_label_maps, summary_line
-from wsgcn.voc import read_image_list
+from wsgcn.infra.io import load_label_png, save_label_png
+from wsgcn.infra.layout import WorkDir
+from wsgcn.seg.metrics import evaluate_label_maps, summary_line
+from wsgcn.seg.voc import read_image_list
 
 
 def test_stage2_rows_and_the_ratio_to_the_upper_bound(demo_root, tmp_path, capsys):

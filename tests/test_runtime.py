@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from wsgcn import runtime
+from wsgcn.infra import runtime
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from wsgcn.io import save_npz
-from wsgcn.scores import find_score_file, load_cams, load_probs
+from wsgcn.infra.io import save_npz
+from wsgcn.seg.scores import find_score_file, load_cams, load_probs
 
 
 def cam_arrays(k=2, size=(9, 13)):

@@ -1,4 +1,4 @@
-"""Every script goes through wsgcn.scripts: a typed config whose --help lists every flag, and a bad
+"""Every script goes through wsgcn.infra.scripts: a typed config whose --help lists every flag, and a bad
 argument that exits 2 with one line, the stage scripts and the tools alike."""
 import dataclasses
 import subprocess
@@ -17,7 +17,7 @@ from GCN.config import GCNConfig
 from IRN import export_cams, import_cams, run_sample
 from IRN.config import IRNConfig
 from wsgcn import demo_data, report
-from wsgcn.scripts import bare_switches
+from wsgcn.infra.scripts import bare_switches
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,13 +1,19 @@
-"""wsgcn/training.py: the one training loop (accumulation, resuming at any step, logging, saved
+"""wsgcn/infra/training.py: the one training loop (accumulation, resuming at any step, logging, saved
 states) on a small linear regression whose samples are augmented with seeded noise."""
 import pytest
 import torch
-
 from conftest import read_scalars
-from wsgcn import training
-from wsgcn.datasets import SeededDataset
-from wsgcn.training import (load_training_state, poly_schedule, save_training_state, train_epochs, train_loader,
-                            train_steps)
+
+from wsgcn.infra import training
+from wsgcn.infra.training import (
+    load_training_state,
+    poly_schedule,
+    save_training_state,
+    train_epochs,
+    train_loader,
+    train_steps,
+)
+from wsgcn.seg.datasets import SeededDataset
 
 
 class Regression(SeededDataset):

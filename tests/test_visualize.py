@@ -6,13 +6,12 @@ import pytest
 from PIL import Image
 
 from GCN import visualize
-from wsgcn.cams import cam_label_map
-from wsgcn.layout import strided_size
-from wsgcn.io import load_label_png, save_label_png, save_npz
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import class_iou, confusion_matrix, mean_iou
+from wsgcn.infra.io import load_label_png, save_label_png, save_npz
+from wsgcn.infra.layout import WorkDir, strided_size
 from wsgcn.plots import LEGEND_ROW_PX, PANEL_GAP_PX, TITLE_PX, colour_labels, panel_row_size
-from wsgcn.voc import CLASS_NAMES, VOC12, read_image_list
+from wsgcn.seg.cams import cam_label_map
+from wsgcn.seg.metrics import class_iou, confusion_matrix, mean_iou
+from wsgcn.seg.voc import CLASS_NAMES, VOC12, read_image_list
 
 PANEL = 96  # panel width in pixels in these tests (small, so that drawing is fast)
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsgcn.voc import (CAT_LIST, CLASS_NAMES, VOC12, load_cls_label_table, read_annotation_labels,
-                       read_image_list)
+from wsgcn.seg.voc import CAT_LIST, CLASS_NAMES, VOC12, load_cls_label_table, read_annotation_labels, read_image_list
 
 SHARED_LISTS = Path(__file__).resolve().parents[1] / "Data" / "VOC12"
 

@@ -37,10 +37,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from wsgcn.config import field
-from wsgcn.io import atomic_path, save_label_png
-from wsgcn.scripts import tool_main
-from wsgcn.voc import CAT_INDEX
+from wsgcn.infra.config import field
+from wsgcn.infra.io import atomic_path, save_label_png
+from wsgcn.infra.scripts import tool_main
+from wsgcn.seg.voc import CAT_INDEX
 
 FORMAT_VERSION = 1
 

@@ -2,16 +2,16 @@
 per-class IoU bars and the row of panels ``GCN/visualize.py`` draws for one image.
 
 matplotlib is imported only inside the functions that draw (with the Agg backend, no display
-needed), so importing this module, ``wsgcn.metrics`` or ``eval.py`` does not require it.
-Every picture is written atomically (:func:`wsgcn.io.atomic_path`).
+needed), so importing this module, ``wsgcn.seg.metrics`` or ``eval.py`` does not require it.
+Every picture is written atomically (:func:`wsgcn.infra.io.atomic_path`).
 """
 import math
 
 import numpy as np
 
-from wsgcn.io import atomic_path, voc_colormap
-from wsgcn.metrics import class_iou_table, mean_iou
-from wsgcn.voc import CLASS_NAMES, IGNORE_INDEX
+from wsgcn.infra.io import atomic_path, voc_colormap
+from wsgcn.seg.metrics import class_iou_table, mean_iou
+from wsgcn.seg.voc import CLASS_NAMES, IGNORE_INDEX
 
 DPI = 100
 # The row of panels, in pixels: each panel is a cell PANEL_PX wide holding the picture with

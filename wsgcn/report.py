@@ -17,15 +17,23 @@ from pathlib import Path
 
 import numpy as np
 
-from wsgcn.cams import cam_scores
-from wsgcn.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field
-from wsgcn.io import load_label_png
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import (label_map_confusion, load_ground_truth, mean_iou, name_some, require_files,
-                           score_images, summary_header, summary_line)
-from wsgcn.scores import find_score_file
-from wsgcn.scripts import EvaluationFailed, tool_main
-from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
+from wsgcn.infra.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field
+from wsgcn.infra.io import load_label_png
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.scripts import EvaluationFailed, tool_main
+from wsgcn.seg.cams import cam_scores
+from wsgcn.seg.metrics import (
+    label_map_confusion,
+    load_ground_truth,
+    mean_iou,
+    name_some,
+    require_files,
+    score_images,
+    summary_header,
+    summary_line,
+)
+from wsgcn.seg.scores import find_score_file
+from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
 
 
 def partial_label_stats(folder, voc, names):
@@ -52,7 +60,7 @@ STAGES = (  # (row name, WorkDir attribute of its label folder)
 
 def label_map_scores(folder, voc, names, complete_only=False):
     """(confusion matrix, Coverage) of the label maps ``folder/<name>.png`` of the images that
-    have one (:func:`wsgcn.metrics.score_images`; a broken file is an error); None when no
+    have one (:func:`wsgcn.seg.metrics.score_images`; a broken file is an error); None when no
     image has one, or with ``complete_only`` when some image has none."""
     label_map = lambda name: Path(folder) / f"{name}.png"  # noqa: E731
     if not (all if complete_only else any)(label_map(n).is_file() for n in names):
@@ -102,7 +110,7 @@ def stage2_rows(work, voc, names, list_path, upper_bound=None):
 
 def format_table(rows, partial=None):
     """The mIoU table with IRNet's false-positive and false-negative ratios (means over the
-    object classes, :func:`wsgcn.metrics.class_scores`).  rows: (stage, confusion matrix,
+    object classes, :func:`wsgcn.seg.metrics.class_scores`).  rows: (stage, confusion matrix,
     Coverage); a stage scored on only some images gets a line under the table saying on how
     many, and which it lacks.  ``partial`` = (precision, coverage, images scored, images
     listed) of the partial labels, when made."""

@@ -1,12 +1,12 @@
 """DeepLab weights: trained checkpoints of either code base, and the initialisations of training.
 
-Everything loads with ``torch.load(weights_only=True)`` and strictly (:mod:`wsgcn.checkpoint`):
+Everything loads with ``torch.load(weights_only=True)`` and strictly (:mod:`wsgcn.infra.checkpoint`):
 every tensor of the architecture must come from the file (only a dropped classifier head and,
 for an initialisation, the new ASPP head are exempt), and a key that fits nothing is an error
 naming it and the file.
 """
 from DeepLab.net.deeplab_v2 import backbone_named
-from wsgcn.checkpoint import imagenet_state_dict, load_checkpoint, load_strict, read_state_dict
+from wsgcn.infra.checkpoint import imagenet_state_dict, load_checkpoint, load_strict, read_state_dict
 
 TORCHVISION_INITS = ("imagenet", "cam")  # --init keywords that name torchvision ResNet weights
 

@@ -7,7 +7,7 @@ loads ImageNet weights into a built network, or nothing for training from scratc
 import torchvision
 from torch import nn
 
-from wsgcn.checkpoint import imagenet_state_dict, load_strict, read_state_dict
+from wsgcn.infra.checkpoint import imagenet_state_dict, load_strict, read_state_dict
 
 
 def resnet50():

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from IRN.net.resnet50 import resnet50, stem
-from wsgcn.checkpoint import load_checkpoint
+from wsgcn.infra.checkpoint import load_checkpoint
 
 # Names under which IRNet's resnet50_cam.Net registers the same modules.
 CAM_ALIASES = (

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from IRN.net.resnet50 import resnet50, stem
-from wsgcn.checkpoint import load_checkpoint
+from wsgcn.infra.checkpoint import load_checkpoint
 
 IRN_ALIASES = (
     (r"^backbone\.(\d)\.", lambda m: f"stage{int(m.group(1)) + 1}."),

@@ -8,13 +8,13 @@ import functools
 
 import numpy as np
 
-from wsgcn.cams import cam_argmax, labels_with_background
-from wsgcn.scores import find_score_file, load_cams
-from wsgcn.crf import CRFParams, crf_label_map
-from wsgcn.io import prepare_outputs, save_label_png
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.voc import IGNORE_INDEX, VOC12, read_image_list
+from wsgcn.infra.io import prepare_outputs, save_label_png
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import Failures, map_images, pending_images
+from wsgcn.seg.cams import cam_argmax, labels_with_background
+from wsgcn.seg.crf import CRFParams, crf_label_map
+from wsgcn.seg.scores import find_score_file, load_cams
+from wsgcn.seg.voc import IGNORE_INDEX, VOC12, read_image_list
 
 IR_LABEL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
                          iterations=10)
@@ -45,7 +45,7 @@ def make_ir_label(cfg, voc, work, name):
 
 
 def output_places(cfg):
-    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    """(folders, files) the step writes: checked before any work (wsgcn.infra.io.prepare_outputs)."""
     return [WorkDir(cfg.work_dir).ir_label], []
 
 

@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 
-from wsgcn.cams import cam_scores
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import format_iou_table, mean_iou, summary_header, summary_line
-from wsgcn.per_image import INPUT_ERRORS, StepFailed
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import INPUT_ERRORS, StepFailed
+from wsgcn.seg.cams import cam_scores
+from wsgcn.seg.metrics import format_iou_table, mean_iou, summary_header, summary_line
+from wsgcn.seg.voc import VOC12, read_image_list
 
 
 def format_score(value):

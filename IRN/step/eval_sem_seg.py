@@ -3,10 +3,10 @@ that have them; the others are named and the step fails (see eval_cam.report_lef
 import numpy as np
 
 from IRN.step.eval_cam import report_left_out
-from wsgcn.layout import WorkDir
-from wsgcn.metrics import format_iou_table, label_map_confusion, score_images
-from wsgcn.per_image import INPUT_ERRORS
-from wsgcn.voc import NUM_CLASSES, VOC12, read_image_list
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import INPUT_ERRORS
+from wsgcn.seg.metrics import format_iou_table, label_map_confusion, score_images
+from wsgcn.seg.voc import NUM_CLASSES, VOC12, read_image_list
 
 
 def run(cfg):

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_cam import load_cam_net
-from wsgcn.io import prepare_outputs, save_npz
-from wsgcn.layout import WorkDir, strided_size
-from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.runtime import resolve_device
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra.io import prepare_outputs, save_npz
+from wsgcn.infra.layout import WorkDir, strided_size
+from wsgcn.infra.per_image import Failures, map_images, pending_images
+from wsgcn.infra.runtime import resolve_device
+from wsgcn.seg.voc import VOC12, read_image_list
 
 
 @torch.no_grad()
@@ -48,7 +48,7 @@ def cam_image_names(cfg):
 
 
 def output_places(cfg):
-    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    """(folders, files) the step writes: checked before any work (wsgcn.infra.io.prepare_outputs)."""
     return [WorkDir(cfg.work_dir).cam], []
 
 

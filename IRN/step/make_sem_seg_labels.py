@@ -11,14 +11,14 @@ import torch.nn.functional as F
 
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_irn import load_irnet
-from wsgcn.affinity import random_walk
-from wsgcn.cams import labels_with_background
-from wsgcn.scores import find_score_file, load_cams
-from wsgcn.io import prepare_outputs, save_label_png, save_npz
-from wsgcn.layout import WorkDir, strided_size
-from wsgcn.per_image import Failures, map_images, pending_images
-from wsgcn.runtime import resolve_device
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra.io import prepare_outputs, save_label_png, save_npz
+from wsgcn.infra.layout import WorkDir, strided_size
+from wsgcn.infra.per_image import Failures, map_images, pending_images
+from wsgcn.infra.runtime import resolve_device
+from wsgcn.seg.affinity import random_walk
+from wsgcn.seg.cams import labels_with_background
+from wsgcn.seg.scores import find_score_file, load_cams
+from wsgcn.seg.voc import VOC12, read_image_list
 
 INFER_RADIUS = 5
 
@@ -56,7 +56,7 @@ def random_walk_labels(cams, classes, boundary, size, cfg):
 
 
 def output_places(cfg):
-    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    """(folders, files) the step writes: checked before any work (wsgcn.infra.io.prepare_outputs)."""
     work = WorkDir(cfg.work_dir)
     return [work.boundary, work.features, work.sem_seg], []
 

@@ -9,15 +9,15 @@ from torch.utils.data import DataLoader
 from IRN.datasets import ClassificationDataset
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import CAMNet
-from wsgcn import distributed
-from wsgcn.checkpoint import save_checkpoint
-from wsgcn.io import prepare_outputs
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import Failures
-from wsgcn.runtime import resolve_device, worker_init_fn
-from wsgcn.screening import check_labelled_image, screen_another_list, screen_training_list
-from wsgcn.training import make_optimizer, resume_path, train_epochs, train_loader
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra import distributed
+from wsgcn.infra.checkpoint import save_checkpoint
+from wsgcn.infra.io import prepare_outputs
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import Failures
+from wsgcn.infra.runtime import resolve_device, worker_init_fn
+from wsgcn.infra.screening import check_labelled_image, screen_another_list, screen_training_list
+from wsgcn.infra.training import make_optimizer, resume_path, train_epochs, train_loader
+from wsgcn.seg.voc import VOC12, read_image_list
 
 
 def validate(model, loader, device):
@@ -33,13 +33,13 @@ def validate(model, loader, device):
 
 
 def output_places(cfg):
-    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    """(folders, files) the step writes: checked before any work (wsgcn.infra.io.prepare_outputs)."""
     work = WorkDir(cfg.work_dir)
     return [work.logs / "train_cam"], [work / cfg.cam_weights_name, resume_path(work / cfg.cam_weights_name)]
 
 
 def run(cfg):
-    """Train on the images of the training list that pass screening (wsgcn/screening.py: the
+    """Train on the images of the training list that pass screening (wsgcn/infra/screening.py: the
     image's header and its image-level labels; the validation list likewise).  Bad images are
     left out and listed in ``logs/train_cam/failures.txt`` (beside the TensorBoard logs), and the
     step raises StepFailed after saving the weights; more than 5 % bad refuses the step."""

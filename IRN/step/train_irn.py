@@ -9,16 +9,16 @@ from IRN.datasets import AffinityDataset, TopLeftCropDataset
 from IRN.net.resnet50 import load_backbone_weights
 from IRN.net.resnet50_cam import load_cam_net
 from IRN.net.resnet50_irn import IRNet, affinity_displacement_loss
-from wsgcn import distributed
-from wsgcn.affinity import PathIndex
-from wsgcn.checkpoint import save_checkpoint
-from wsgcn.io import prepare_outputs
-from wsgcn.layout import WorkDir
-from wsgcn.per_image import Failures
-from wsgcn.runtime import resolve_device, worker_init_fn
-from wsgcn.screening import check_image, check_ir_label, screen_another_list, screen_training_list
-from wsgcn.training import make_optimizer, resume_path, train_epochs, train_loader
-from wsgcn.voc import VOC12, read_image_list
+from wsgcn.infra import distributed
+from wsgcn.infra.checkpoint import save_checkpoint
+from wsgcn.infra.io import prepare_outputs
+from wsgcn.infra.layout import WorkDir
+from wsgcn.infra.per_image import Failures
+from wsgcn.infra.runtime import resolve_device, worker_init_fn
+from wsgcn.infra.screening import check_image, check_ir_label, screen_another_list, screen_training_list
+from wsgcn.infra.training import make_optimizer, resume_path, train_epochs, train_loader
+from wsgcn.seg.affinity import PathIndex
+from wsgcn.seg.voc import VOC12, read_image_list
 
 TRAIN_RADIUS = 10
 
@@ -44,13 +44,13 @@ def mean_displacement(model, voc, names, cfg, device):
 
 
 def output_places(cfg):
-    """(folders, files) the step writes: checked before any work (wsgcn.io.prepare_outputs)."""
+    """(folders, files) the step writes: checked before any work (wsgcn.infra.io.prepare_outputs)."""
     work = WorkDir(cfg.work_dir)
     return [work.logs / "train_irn"], [work / cfg.irn_weights_name, resume_path(work / cfg.irn_weights_name)]
 
 
 def run(cfg):
-    """Train on the images of the training list that pass screening (wsgcn/screening.py: the
+    """Train on the images of the training list that pass screening (wsgcn/infra/screening.py: the
     image's header and its IR label, present and of the image's size); the infer list's images,
     whose mean displacement is taken after training, are screened too.  Bad images are left out
     and listed in ``logs/train_irn/failures.txt`` (beside the TensorBoard logs), and the step

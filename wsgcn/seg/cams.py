@@ -1,10 +1,10 @@
 """What the steps compute from CAMs: label maps with a background score, and their
-confusion with the ground truth.  The archives are read by :mod:`wsgcn.scores`."""
+confusion with the ground truth.  The archives are read by :mod:`wsgcn.seg.scores`."""
 import numpy as np
 
-from wsgcn.metrics import load_ground_truth, name_some, require_files, score_images
-from wsgcn.scores import find_score_file, load_cams
-from wsgcn.voc import IGNORE_INDEX, NUM_CLASSES
+from wsgcn.seg.metrics import load_ground_truth, name_some, require_files, score_images
+from wsgcn.seg.scores import find_score_file, load_cams
+from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES
 
 
 def labels_with_background(classes):
@@ -43,11 +43,11 @@ def cam_confusions(cam_dir, voc, names, bg_scores, allow_pickle=False):
 def cam_scores(cam_dir, voc, names, bg_scores, allow_pickle=False, keep_going=()):
     """(T, 21, 21) confusion matrices of the CAM label maps at each of the T ``bg_scores``, the
     same as :func:`cam_confusion` at each score, but reading each CAM once; and the
-    :class:`wsgcn.metrics.Coverage` of the images scored.
+    :class:`wsgcn.seg.metrics.Coverage` of the images scored.
 
     Images without a CAM or a ground truth are left out; a broken file (a ground truth of
     another size than its image, a value that is no class, a damaged CAM) is an error, or with
-    ``keep_going`` (:func:`wsgcn.metrics.score_images`) leaves its image out.
+    ``keep_going`` (:func:`wsgcn.seg.metrics.score_images`) leaves its image out.
 
     A pixel's label at score s is the argmax of its class maps where their peak is above s, and
     background where it is not (a tie goes to the background, as in :func:`cam_argmax`).  So a

@@ -18,7 +18,7 @@ import operator
 import os
 import typing
 
-from wsgcn.runtime import default_workers
+from wsgcn.infra.runtime import default_workers
 
 
 def str2bool(text):
@@ -188,7 +188,7 @@ CAM_EVAL_THRES = 0.15  # background score at which CAMs become labels to score (
 @dataclasses.dataclass(frozen=True)
 class CommonConfig:
     """The settings every stage has: where the data and outputs are, and how to run."""
-    work_dir: str = field("Data", "every input and output is under this folder (see wsgcn/layout.py)")
+    work_dir: str = field("Data", "every input and output is under this folder (see wsgcn/infra/layout.py)")
     voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set: JPEGImages, SegmentationClassAug, Annotations")
     cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
     allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs and label dicts, WSGCN's .npy Logits)")

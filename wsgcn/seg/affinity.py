@@ -23,7 +23,6 @@ import warnings
 import numpy as np
 import torch
 
-
 # ----------------------------------------------------------------------------- offsets and paths
 
 @functools.lru_cache(maxsize=None)

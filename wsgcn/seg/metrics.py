@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsgcn.io import atomic_path, load_label_png
-from wsgcn.voc import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from wsgcn.infra.io import atomic_path, load_label_png
+from wsgcn.seg.voc import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 
 
 def _values(values):
@@ -301,7 +301,7 @@ def score_images(names, count_image, required, total, keep_going=()):
 
     required: [(what, path_of)]: an image whose ``path_of(name)`` is not a file is left out,
     listed under the first such ``what``.  All are checked before any image is read.
-    keep_going: the exception types of a broken input (``wsgcn.per_image.INPUT_ERRORS``): an
+    keep_going: the exception types of a broken input (``wsgcn.infra.per_image.INPUT_ERRORS``): an
     image whose ``count_image`` raises one is left out and listed with the error's message;
     any other exception, and every exception when ``keep_going`` is empty, propagates.
     """

@@ -3,7 +3,7 @@
 tensorboardX's ``SummaryWriter`` writes from a background thread: on a full disk that thread
 dies with a traceback naming neither the disk nor the file, and the next ``add_scalar`` waits
 forever on its full queue.  Here each event is appended by the caller (tensorboardX's own
-synchronous ``EventsWriter``), so a full disk is an :class:`wsgcn.io.EnvironmentFault` naming
+synchronous ``EventsWriter``), so a full disk is an :class:`wsgcn.infra.io.EnvironmentFault` naming
 the folder, raised where the step can stop.  The file name ends with the process id, so two
 runs (or two processes) never write the same file, even when started in the same second.
 """
@@ -16,7 +16,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.summary import scalar
 
-from wsgcn.io import environment_faults, make_folder
+from wsgcn.infra.io import environment_faults, make_folder
 
 FLUSH_SECONDS = 30  # a flush syncs the file to disk: not after every scalar
 _SERIAL = itertools.count()  # several logs of one process in one second (a run started twice in-process)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsgcn import distributed
+from wsgcn.infra import distributed
 
 
 def voc_colormap(n=256):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wsgcn.io import load_npz
-from wsgcn.layout import strided_size
-from wsgcn.voc import NUM_CLASSES, NUM_OBJECT_CLASSES
+from wsgcn.infra.io import load_npz
+from wsgcn.infra.layout import strided_size
+from wsgcn.seg.voc import NUM_CLASSES, NUM_OBJECT_CLASSES
 
 
 def find_score_file(folder, name, allow_pickle=False):

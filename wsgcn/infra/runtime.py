@@ -1,6 +1,6 @@
 """Run-time plumbing shared by every step: device choice, progress bars, per-image seeds,
 warnings, and the ends of processes (SIGTERM, data-loading workers whose parent died).  The
-bookkeeping of per-image steps is in :mod:`wsgcn.per_image`."""
+bookkeeping of per-image steps is in :mod:`wsgcn.infra.per_image`."""
 import ctypes
 import functools
 import hashlib
@@ -15,7 +15,7 @@ import warnings
 import torch
 from tqdm import tqdm
 
-from wsgcn import distributed
+from wsgcn.infra import distributed
 
 
 def resolve_device(name=""):

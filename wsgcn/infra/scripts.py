@@ -19,11 +19,11 @@ import traceback
 import typing
 from pathlib import Path
 
-from wsgcn import distributed
-from wsgcn.config import parse_config
-from wsgcn.io import EnvironmentFault, environment_fault
-from wsgcn.per_image import StepFailed
-from wsgcn.runtime import Terminated, one_line_warnings, resolve_device, terminate_on_sigterm
+from wsgcn.infra import distributed
+from wsgcn.infra.config import parse_config
+from wsgcn.infra.io import EnvironmentFault, environment_fault
+from wsgcn.infra.per_image import StepFailed
+from wsgcn.infra.runtime import Terminated, one_line_warnings, resolve_device, terminate_on_sigterm
 
 CRASHED = 3
 

@@ -5,7 +5,7 @@ data-loading workers (:func:`map_images`), and the images that failed (:class:`F
 A bad input (an unreadable or inconsistent file, a wrong shape or value, an image too large for
 the memory: :func:`is_input_error`) fails its image: one line in ``failures.txt`` and the log, its
 traceback in ``failures.log``, and the other images go on.  A fault of the machine (a full disk, an
-unwritable folder: :class:`wsgcn.io.EnvironmentFault`) stops the run at once with one line, from a
+unwritable folder: :class:`wsgcn.infra.io.EnvironmentFault`) stops the run at once with one line, from a
 worker as from the main process.  Any other exception (TypeError, AttributeError, torch's
 RuntimeError: a bug, not a bad input) stops the run with its traceback.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from wsgcn import distributed
-from wsgcn.io import EnvironmentFault, atomic_path, environment_fault
-from wsgcn.runtime import progress, worker_init_fn
+from wsgcn.infra import distributed
+from wsgcn.infra.io import EnvironmentFault, atomic_path, environment_fault
+from wsgcn.infra.runtime import progress, worker_init_fn
 
 # What a bad input raises: a file that cannot be read or decoded (OSError, which includes PIL's
 # UnidentifiedImageError; EOFError, zip and pickle errors, PIL's refusal of a decompression bomb),

@@ -10,11 +10,11 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from wsgcn import distributed
-from wsgcn.checkpoint import load_torch_file
-from wsgcn.io import save_torch
-from wsgcn.runtime import progress, worker_init_fn
-from wsgcn.tensorboard import ScalarLog
+from wsgcn.infra import distributed
+from wsgcn.infra.checkpoint import load_torch_file
+from wsgcn.infra.io import save_torch
+from wsgcn.infra.runtime import progress, worker_init_fn
+from wsgcn.infra.tensorboard import ScalarLog
 
 
 def make_optimizer(kind, param_groups, weight_decay):
@@ -93,7 +93,7 @@ def passes(loader, start):
 
 
 def log_writer(log_dir):
-    """TensorBoard scalars (:class:`wsgcn.tensorboard.ScalarLog`) in rank 0; None elsewhere."""
+    """TensorBoard scalars (:class:`wsgcn.infra.tensorboard.ScalarLog`) in rank 0; None elsewhere."""
     return ScalarLog(log_dir) if distributed.is_main() else None
 
 

@@ -4,7 +4,7 @@ A training step reads its images in data-loading workers, epoch after epoch; one
 them used to stop the run with a worker's traceback at whatever epoch first drew it, after hours
 of training.  So each training step checks every image of its list first, cheaply (image
 headers, label tables, label maps), in ``--num_workers`` processes with a progress bar
-(:func:`wsgcn.per_image.map_images`).  A bad image is named on one line, listed in the step's
+(:func:`wsgcn.infra.per_image.map_images`).  A bad image is named on one line, listed in the step's
 ``failures.txt`` and left out; the step trains on the others and ends with exit status 1
 (``Failures.finish`` after the weights are saved).  If more than :data:`MAX_BAD_SHARE` of the list
 is bad, the list or the data set is probably the wrong one: the step is refused before anything
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from wsgcn import distributed
-from wsgcn.io import load_label_png
-from wsgcn.per_image import Failures, StepFailed, map_images
+from wsgcn.infra import distributed
+from wsgcn.infra.io import load_label_png
+from wsgcn.infra.per_image import Failures, StepFailed, map_images
 
 MAX_BAD_SHARE = 0.05  # more bad images than this share of the list refuse the step
 NAMED_IN_REFUSAL = 3  # how many bad images the refusal's one line names
@@ -78,8 +78,8 @@ def check_ir_label(voc, ir_label_dir, name):
 def screen_training_list(names, check, failures, num_workers=0, quiet=False, list_path="", upstream=None,
                          max_bad_share=MAX_BAD_SHARE):
     """The names of ``names`` that pass ``check(name)`` (which raises one of
-    ``wsgcn.per_image.INPUT_ERRORS`` for a bad image), in list order.  Each bad image is added to
-    ``failures`` (a ``wsgcn.per_image.Failures``: one stderr line now, failures.txt at its
+    ``wsgcn.infra.per_image.INPUT_ERRORS`` for a bad image), in list order.  Each bad image is added to
+    ``failures`` (a ``wsgcn.infra.per_image.Failures``: one stderr line now, failures.txt at its
     ``finish``).  More than ``max_bad_share`` of the list bad: ValueError naming the count, the
     share and the first bad images, after failures.txt lists them all; nothing else is written.
     ``list_path``: the list file, for the message.

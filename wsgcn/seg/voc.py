@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsgcn.io import load_label_png
+from wsgcn.infra.io import load_label_png
 
 CAT_LIST = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
             "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -182,7 +182,7 @@ class VOC12:
     def labels_path(self, name):
         """The file image ``name``'s image-level labels come from (the label table, or its XML
         annotation): an input of every per-image step that reads them, so that editing it
-        makes their outputs stale (:func:`wsgcn.per_image.pending_images`)."""
+        makes their outputs stale (:func:`wsgcn.infra.per_image.pending_images`)."""
         return Path(self.cls_labels_path) if self.cls_labels is not None else self.annotation_path(name)
 
     def class_labels(self, name):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from wsgcn.io import save_torch
+from wsgcn.infra.io import save_torch
 
 IMAGENET_RESNETS = {50: torchvision.models.ResNet50_Weights, 101: torchvision.models.ResNet101_Weights}
 

@@ -1,15 +1,15 @@
-r"""mIoU of a folder of label maps against the VOC ground truth (docs/method.md §9).
+r"""mIoU of a folder of label maps against the data set's ground truth (docs/method.md §9).
 
-    python eval.py --pred Data/GCN4DeepLab/Label --gt Data/VOC12/VOC2012/SegmentationClassAug \
-                   --list Data/VOC12/train.txt
+    python eval.py --pred Data/GCN4DeepLab/Label --list Data/VOC12/train.txt \
+                   [--dataset voc12|coco14|PATH.json] [--data_root ROOT] [--gt DIR]
 
 Prints the per-class IoU table and pixel accuracy, and ends with ``mIoU: 67.89``.  Pixels are
 counted as IRNet's eval_sem_seg counts them: every pixel whose ground truth is a class, a
-prediction of 255 as background; any other value outside the 21 classes is an error.
+prediction of 255 as background; any other value outside the data set's classes is an error.
 ``--protocol`` adds per-class precision, recall and IRNet's false-positive / false-negative
 ratios, and the background's FP and FN and their means over the object classes (the last line
 stays ``mIoU: ...``); ``--json PATH`` writes all these figures, per class and overall, as JSON.
-``--confusion_csv PATH`` writes the 21 x 21 confusion matrix (pixel counts, rows = ground truth);
+``--confusion_csv PATH`` writes the C x C confusion matrix (pixel counts, rows = ground truth);
 ``--confusion_png PATH`` draws it row-normalised as a heat map (needs matplotlib).
 """
 import os
@@ -21,15 +21,15 @@ from wsgcn.infra.config import LABEL_LIST, CommonConfig, field
 from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.scripts import EvaluationFailed, tool_main
 from wsgcn.plots import plot_confusion, pyplot
+from wsgcn.seg.dataset import DataConfig, describe, read_image_list
 from wsgcn.seg.metrics import evaluate_label_maps, format_iou_table, write_confusion_csv, write_scores_json
-from wsgcn.seg.voc import read_image_list
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(DataConfig):
     pred: str = field(str(WorkDir(CommonConfig.work_dir).gcn_label), "folder of predicted label maps <name>.png")
-    gt: str = field(str(Path(CommonConfig.voc12_root, "SegmentationClassAug")),
-                    "folder of ground-truth label maps <name>.png (255 = void)")
+    gt: str = field("", "folder of ground-truth label maps <name>.png (255 = void); '' = the data set's "
+                        "(voc12: <voc12_root>/SegmentationClassAug)")
     list: str = field(LABEL_LIST, "image list (bare names or DeepLab-style lines)")
     upsample: bool = field(False, "upsample (nearest) predictions smaller than their ground truth instead of "
                                   "failing (--upsample alone = True)")
@@ -58,6 +58,13 @@ def output_path_problem(path):
     return None
 
 
+def ground_truth_of(data):
+    """The data set's ground-truth path of an image (name -> path); a data set without one is an error."""
+    if not data.has_ground_truth:
+        raise ValueError(f"the {data.name} data set has no ground truth: pass --gt DIR")
+    return data.gt_path
+
+
 def run(cfg):
     for flag in ("json", "confusion_csv", "confusion_png"):
         path = getattr(cfg, flag)
@@ -67,18 +74,21 @@ def run(cfg):
     if cfg.confusion_png:
         pyplot()  # fail now, not after the evaluation, when matplotlib is missing (exit status 2)
     try:
+        classes = describe(cfg.dataset).classes  # with --gt DIR the data set gives only its classes
+        gt = Path(cfg.gt) if cfg.gt else ground_truth_of(cfg.data_set(labels=False))
         names = read_image_list(cfg.list)
-        conf = evaluate_label_maps(cfg.pred, cfg.gt, names, upsample=cfg.upsample)
+        conf = evaluate_label_maps(cfg.pred, gt, names, len(classes), upsample=cfg.upsample)
     except (FileNotFoundError, ValueError) as error:  # what is scored is missing or wrong: exit status 1
         raise EvaluationFailed(error) from None
     print(f"{len(names)} images, predictions {cfg.pred}")
-    print(format_iou_table(conf, protocol=cfg.protocol))
+    print(format_iou_table(conf, classes, protocol=cfg.protocol))
     if cfg.json:
-        write_scores_json(cfg.json, conf, len(names), pred=str(cfg.pred), gt=str(cfg.gt), list=str(cfg.list))
+        gt_source = str(gt) if cfg.gt else str(gt(names[0]).parent)
+        write_scores_json(cfg.json, conf, len(names), classes, pred=str(cfg.pred), gt=gt_source, list=str(cfg.list))
     if cfg.confusion_csv:
-        write_confusion_csv(cfg.confusion_csv, conf)
+        write_confusion_csv(cfg.confusion_csv, conf, classes)
     if cfg.confusion_png:
-        plot_confusion(cfg.confusion_png, conf, f"{cfg.pred} ({len(names)} images)")
+        plot_confusion(cfg.confusion_png, conf, f"{cfg.pred} ({len(names)} images)", classes)
 
 
 def main(argv=None):

@@ -7,11 +7,15 @@
 #   bash train.sh --profile demo   # CPU-sized settings (what scripts/demo.sh runs)
 #
 # Environment (defaults: the original layout under Data/):
+#   DATASET     voc12, coco14 or PATH.json     voc12 (docs/datasets.md)
+#   DATA_ROOT   the data set's root folder     (unset: VOC12_ROOT for voc12, Data/COCO14 for coco14,
+#                                               the description's folder for a JSON file)
 #   VOC12_ROOT  VOC-format data set           Data/VOC12/VOC2012
 #   TRAIN_LIST  images to train CAM and IRNet  Data/VOC12/train_aug.txt
 #   INFER_LIST  images to make labels for     Data/VOC12/train.txt
 #   VAL_LIST    train_cam validation images   (unset: no validation)
-#   CLS_LABELS  image-level label table       Data/VOC12/cls_labels.txt ('' = XML annotations)
+#   CLS_LABELS  image-level label table       voc12: Data/VOC12/cls_labels.txt ('' = XML annotations);
+#                                             others: '' = the data set's own (coco14: DATA_ROOT/cls_labels.txt)
 #   WORK_DIR    outputs                       Data
 #   DEVICE      cpu | cuda | cuda:N           (unset: cuda when available)
 #   PYTHON      interpreter                   .venv/bin/python if present, else python
@@ -55,10 +59,16 @@ case "$stage" in
     *) echo "train.sh: --stage $stage: use 1, 2 or all" >&2; exit 2 ;;
 esac
 
+DATASET=${DATASET:-voc12}
 VOC12_ROOT=${VOC12_ROOT:-Data/VOC12/VOC2012}
+if [ "$DATASET" = voc12 ]; then
+    DATA_ROOT=${DATA_ROOT:-$VOC12_ROOT}
+    CLS_LABELS=${CLS_LABELS-Data/VOC12/cls_labels.txt}
+else
+    CLS_LABELS=${CLS_LABELS-}
+fi
 TRAIN_LIST=${TRAIN_LIST:-Data/VOC12/train_aug.txt}
 INFER_LIST=${INFER_LIST:-Data/VOC12/train.txt}
-CLS_LABELS=${CLS_LABELS-Data/VOC12/cls_labels.txt}
 WORK_DIR=${WORK_DIR:-Data}
 SEG_TRAIN_LIST=${SEG_TRAIN_LIST:-Data/VOC12/train_aug.txt}
 SEG_VAL_LIST=${SEG_VAL_LIST:-Data/VOC12/val.txt}
@@ -82,8 +92,8 @@ else
 fi
 status=0
 
-common=(--profile "$profile" --voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" --device "${DEVICE:-}"
-        --cls_labels "$CLS_LABELS")
+data=(--dataset "$DATASET" --data_root "${DATA_ROOT:-}")  # where the images, labels and ground truth are
+common=(--profile "$profile" "${data[@]}" --work_dir "$WORK_DIR" --device "${DEVICE:-}" --cls_labels "$CLS_LABELS")
 read -r -a irn_extra <<< "${IRN_ARGS:-}"
 read -r -a gcn_extra <<< "${GCN_ARGS:-}"
 read -r -a deeplab_extra <<< "${DEEPLAB_ARGS:-}"
@@ -111,7 +121,7 @@ if [ "$stage" != 2 ]; then
         echo "== Importing the CAMs of $CAM_DIR"
         read -r -a cam_extra <<< "${CAM_ARGS:-}"
         for list in "$TRAIN_LIST" "$label_list"; do
-            code=0; "${launch[@]}" IRN/import_cams.py --src "$CAM_DIR" --voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" \
+            code=0; "${launch[@]}" IRN/import_cams.py --src "$CAM_DIR" "${data[@]}" --work_dir "$WORK_DIR" \
                 --device "${DEVICE:-}" --cls_labels "$CLS_LABELS" --list "$list" "${cam_extra[@]}" || code=$?
             check "$code"
         done
@@ -131,11 +141,10 @@ if [ "$stage" != 2 ]; then
     require "the GCN stage's output" "$WORK_DIR/GCN4DeepLab/CRF_Label"
 fi
 
-report=(--work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST")
+report=(--work_dir "$WORK_DIR" "${data[@]}" --list "$INFER_LIST")
 if [ "$stage" != 1 ]; then
     echo "== Stage II: DeepLab-v2 on the pseudo labels of $SEG_TRAIN_LIST, evaluated on $SEG_VAL_LIST"
-    deeplab=(--profile "$profile" --voc12_root "$VOC12_ROOT" --work_dir "$WORK_DIR" --device "${DEVICE:-}"
-             --cls_labels "$CLS_LABELS")
+    deeplab=(--profile "$profile" "${data[@]}" --work_dir "$WORK_DIR" --device "${DEVICE:-}" --cls_labels "$CLS_LABELS")
     code=0; "${launch[@]}" DeepLab/train.py "${deeplab[@]}" --train_list "$SEG_TRAIN_LIST" "${deeplab_extra[@]}" || code=$?
     check "$code"
     require "DeepLab's weights" "$WORK_DIR/sess/deeplab.pth"
@@ -146,7 +155,7 @@ if [ "$stage" != 1 ]; then
         echo "== Stage II upper bound: the same network trained on the ground truth of $SEG_TRAIN_LIST"
         val_stem=$(basename "$SEG_VAL_LIST"); val_stem=${val_stem%.*}
         code=0; "${launch[@]}" DeepLab/train.py "${deeplab[@]}" --train_list "$SEG_TRAIN_LIST" \
-            --label_dir "$VOC12_ROOT/SegmentationClassAug" --weights_name sess/deeplab_gt.pth "${deeplab_extra[@]}" || code=$?
+            --label_dir ground_truth --weights_name sess/deeplab_gt.pth "${deeplab_extra[@]}" || code=$?
         check "$code"
         code=0; "${launch[@]}" DeepLab/infer.py "${deeplab[@]}" --list "$SEG_VAL_LIST" --crf False \
             --weights "$WORK_DIR/sess/deeplab_gt.pth" --out "$WORK_DIR/DeepLab/${val_stem}_gt" "${deeplab_extra[@]}" || code=$?
@@ -158,7 +167,7 @@ fi
 echo "== Summary"
 "$PYTHON" -m wsgcn.report "${report[@]}" || status=1
 if [ "$stage" != 2 ]; then
-    "$PYTHON" GCN/visualize.py --work_dir "$WORK_DIR" --voc12_root "$VOC12_ROOT" --list "$INFER_LIST" \
+    "$PYTHON" GCN/visualize.py --work_dir "$WORK_DIR" "${data[@]}" --list "$INFER_LIST" \
         --cls_labels "$CLS_LABELS" --quiet True >/dev/null && echo "pictures: $WORK_DIR/visualize" || status=1
 fi
 if [ "$status" -ne 0 ]; then

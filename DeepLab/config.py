@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from DeepLab.net.deeplab_v2 import BACKBONES, BLOCKS
 from wsgcn.infra.config import CommonConfig, field
+from wsgcn.seg.dataset import DataConfig
 
 
 @dataclass(frozen=True)
-class DeepLabConfig(CommonConfig):
+class DeepLabConfig(CommonConfig, DataConfig):
     # The network
     backbone: str = field("caffe", "caffe (kazuto1011's MSRA ResNet, BGR input) or torchvision (johnnylu305's, RGB)",
                           choices=tuple(BACKBONES))
@@ -33,7 +34,8 @@ class DeepLabConfig(CommonConfig):
     msc_scales: tuple[float, ...] = field((0.5, 0.75), "MSC: the image's extra scales besides 1", above=0)
     # Training
     train_list: str = field("Data/VOC12/train_aug.txt", "images to train on")
-    label_dir: str = field("", "folder of training label PNGs <name>.png ('' = <work_dir>/GCN4DeepLab/CRF_Label)")
+    label_dir: str = field("", "folder of training label PNGs <name>.png ('' = <work_dir>/GCN4DeepLab/CRF_Label; "
+                               "ground_truth = the data set's ground truth, the fully supervised bound)")
     weights_name: str = field("sess/deeplab.pth", "trained weights, relative to work_dir")
     crop_size: int = field(321, "random crop (image padded with the mean, labels with 255)", low=1)
     train_scales: tuple[float, ...] = field((0.5, 0.75, 1.0, 1.25, 1.5), "random rescale factors", above=0)
@@ -59,7 +61,7 @@ class DeepLabConfig(CommonConfig):
     out: str = field("", "infer.py: output folder ('' = <work_dir>/DeepLab/<list file stem>)")
     flip: bool = field(False, "infer.py: average the logits of the image and its horizontal flip")
     crf: bool = field(True, "infer.py: also write dense-CRF labels (CRF_Label)")
-    save_prob: bool = field(False, "infer.py: also write Prob/<name>.npz, the softmax (21, H, W) float32")
+    save_prob: bool = field(False, "infer.py: also write Prob/<name>.npz, the softmax (C, H, W) float32")
     # Both
     amp: bool = field(False, "CUDA: bf16 autocast")
     channels_last: bool = field(False, "CUDA: channels-last memory format")

@@ -9,8 +9,8 @@ from PIL import Image
 
 from DeepLab.net.deeplab_v2 import backbone_named
 from wsgcn.infra.io import load_label_png
-from wsgcn.seg.datasets import SeededDataset, chw, crop_into
-from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES
+from wsgcn.seg.augment import SeededDataset, chw, crop_into
+from wsgcn.seg.dataset import IGNORE_INDEX
 
 
 def input_convention(cfg):
@@ -75,7 +75,7 @@ def resize_labels(labels, size):
 def padded_crop_box(rng, size, crop):
     """Where a crop x crop window of an (h, w) map padded bottom/right to at least crop lies:
     a random offset where the map is larger than the crop, 0 where it is not (the padding).
-    Returns (canvas slices, map slices) for :func:`wsgcn.seg.datasets.crop_into`."""
+    Returns (canvas slices, map slices) for :func:`wsgcn.seg.augment.crop_into`."""
     canvas, source = [], []
     for extent in size:
         offset = int(rng.integers(max(extent - crop, 0) + 1))
@@ -85,16 +85,19 @@ def padded_crop_box(rng, size, crop):
     return tuple(canvas), tuple(source)
 
 
-def check_label(label, path, image_size):
-    """A training label map must have the image's size and hold 0..20 or 255 only."""
+def check_label(label, path, image_size, num_classes):
+    """A training label map must have the image's size and hold 0..C-1 or 255 only."""
     if label.shape != tuple(image_size):
         raise ValueError(f"{path}: label map is {label.shape[0]}x{label.shape[1]}, "
                          f"the image is {image_size[0]}x{image_size[1]}")
-    bad = (label >= NUM_CLASSES) & (label != IGNORE_INDEX)
+    bad = (label >= num_classes) & (label != IGNORE_INDEX)
     if bad.any():
-        raise ValueError(f"{path}: label {int(label[bad][0])} is neither a class (0..{NUM_CLASSES - 1}) "
+        raise ValueError(f"{path}: label {int(label[bad][0])} is neither a class (0..{num_classes - 1}) "
                          f"nor {IGNORE_INDEX} (ignored)")
     return label
+
+
+GROUND_TRUTH = "ground_truth"  # --label_dir: train on the data set's ground truth
 
 
 class TrainDataset(SeededDataset):
@@ -104,24 +107,27 @@ class TrainDataset(SeededDataset):
     ``cfg.crop_size`` (image 0 = the mean, label 255), randomly cropped to ``cfg.crop_size`` and
     flipped with probability 1/2.  Randomness from (seed, epoch, index), see ``set_epoch``.
 
-    Items: {"name", "img": (3, crop, crop) float32, "label": (crop, crop) int64}."""
+    ``label_dir``: the folder of the label maps ``<name>.png``, or ``ground_truth`` (the data
+    set's).  Items: {"name", "img": (3, crop, crop) float32, "label": (crop, crop) int64}."""
 
-    def __init__(self, voc, names, label_dir, cfg, seed=0):
-        super().__init__(voc, names, seed)
-        self.label_dir, self.cfg = Path(label_dir), cfg
+    def __init__(self, data, names, label_dir, cfg, seed=0):
+        super().__init__(data, names, seed)
+        self.label_dir = None if label_dir == GROUND_TRUTH else Path(label_dir)
+        self.cfg = cfg
         input_convention(cfg)  # an unknown backbone or a bad mean fails here, not in a worker
 
     def label_path(self, name):
-        return self.label_dir / f"{name}.png"
+        return self.data.gt_path(name) if self.label_dir is None else self.label_dir / f"{name}.png"
 
     def __getitem__(self, idx):
         rng, name = self.rng(idx), self.names[idx]
-        image = self.voc.load_image(name)
-        label = check_label(load_label_png(self.label_path(name)), self.label_path(name), image.shape[:2])
+        image = self.data.load_image(name)
+        label = check_label(load_label_png(self.label_path(name)), self.label_path(name), image.shape[:2],
+                            self.data.num_classes)
         scale = self.cfg.train_scales[int(rng.integers(len(self.cfg.train_scales)))]
         size = int(image.shape[0] * scale), int(image.shape[1] * scale)
         if min(size) < 1:
-            raise ValueError(f"{self.voc.image_path(name)}: {image.shape[0]}x{image.shape[1]} at scale {scale} "
+            raise ValueError(f"{self.data.image_path(name)}: {image.shape[0]}x{image.shape[1]} at scale {scale} "
                              f"is empty")
         image = input_array(resize_bilinear(image, size), self.cfg)
         label = resize_nearest(label, size)

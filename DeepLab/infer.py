@@ -7,12 +7,12 @@
 Per image, as kazuto1011/deeplab-pytorch's ``main.py test`` and ``crf``: the whole image (batch
 1) through the network in evaluation mode (the pixelwise max of its logits at scales 1, 0.5 and
 0.75, stride 8; ``--flip True`` averages them with the mirrored image's, mirrored back), the
-logits upsampled bilinearly to H x W, a softmax over the 21 classes, the argmax.  Writes, under
+logits upsampled bilinearly to H x W, a softmax over the data set's C classes, the argmax.  Writes, under
 ``--out`` ('' = ``<work_dir>/DeepLab/<list file stem>``):
 
     Label/<name>.png         the argmax (palette PNG)
     CRF_Label/<name>.png     --crf True: the argmax of a dense CRF (unary -log softmax) on the image
-    Prob/<name>.npz          --save_prob True: prob (21, H, W) float32, the softmax
+    Prob/<name>.npz          --save_prob True: prob (C, H, W) float32, the softmax
     results/VOC2012/Segmentation/comp6_test_cls/<name>.png
                              a list without ground truth (test images): the labels (the CRF's with
                              --crf True) in the VOC evaluation server's layout
@@ -39,7 +39,7 @@ from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.infra.runtime import resolve_device, worker_init_fn
 from wsgcn.infra.scripts import script_main
 from wsgcn.seg.crf import CRFParams, dense_crf, probability_unary
-from wsgcn.seg.voc import NUM_CLASSES, VOC12, read_image_list
+from wsgcn.seg.dataset import read_image_list
 
 # kazuto1011's configs/voc12.yaml: CRF POS_XY_STD 1, POS_W 3, BI_XY_STD 67, BI_RGB_STD 3, BI_W 4, ITER_MAX 10
 DEEPLAB_CRF = CRFParams(gauss_sxy=1, gauss_compat=3, bilateral_sxy=67, bilateral_srgb=3, bilateral_compat=4,
@@ -47,9 +47,9 @@ DEEPLAB_CRF = CRFParams(gauss_sxy=1, gauss_compat=3, bilateral_sxy=67, bilateral
 COMP6 = Path("results", "VOC2012", "Segmentation", "comp6_test_cls")  # the evaluation server's layout
 
 
-def build_model(cfg, weights, device, channels_last=False):
-    """The trained network from ``weights``, in evaluation mode on ``device``."""
-    model = load_deeplab(deeplab_v2(cfg.backbone, NUM_CLASSES, cfg.depth, cfg.msc_scales), weights)
+def build_model(cfg, weights, num_classes, device, channels_last=False):
+    """The trained network for ``num_classes`` from ``weights``, in evaluation mode on ``device``."""
+    model = load_deeplab(deeplab_v2(cfg.backbone, num_classes, cfg.depth, cfg.msc_scales), weights)
     model = model.to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -58,7 +58,7 @@ def build_model(cfg, weights, device, channels_last=False):
 
 @torch.no_grad()
 def predict_logits(model, x, flip=False, amp=False, channels_last=False):
-    """(1, 3, H, W) input -> (1, 21, h, w) float32 logits at stride 8 (the MSC max); with ``flip``
+    """(1, 3, H, W) input -> (1, C, h, w) float32 logits at stride 8 (the MSC max); with ``flip``
     the mean of the image's and its mirror image's (mirrored back), one batch of two."""
     batch = torch.cat([x, x.flip(-1)]) if flip else x
     if channels_last:
@@ -69,7 +69,7 @@ def predict_logits(model, x, flip=False, amp=False, channels_last=False):
 
 
 def probabilities(logits, size):
-    """(1, 21, h, w) logits -> (21, H, W): their softmax over the classes after a bilinear
+    """(1, C, h, w) logits -> (C, H, W): their softmax over the classes after a bilinear
     upsampling (``align_corners=False``) to ``size``, in this order (kazuto1011's ``test``)."""
     logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
     return F.softmax(logits, dim=1)[0]
@@ -91,9 +91,9 @@ def write_crf_labels(image, prob, paths):
         save_label_png(path, labels)
 
 
-def load_input(voc, cfg, name):
+def load_input(data, cfg, name):
     """(name, (H, W, 3) uint8 RGB image, (3, H, W) float32 network input): in a loading worker."""
-    image = voc.load_image(name)
+    image = data.load_image(name)
     return name, image, chw(input_array(image, cfg))
 
 
@@ -171,12 +171,14 @@ def run(cfg):
     work = WorkDir(cfg.work_dir)
     weights = Path(cfg.weights) if cfg.weights else work / cfg.weights_name
     out_dir = Path(cfg.out) if cfg.out else work.deeplab(cfg.list)
-    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    data = cfg.data_set(labels=False)
     names = read_image_list(cfg.list)
     input_convention(cfg)  # a wrong --backbone or --image_mean fails here, not per image
     amp, channels_last = cuda_only_flags(cfg, device)
-    model = build_model(cfg, weights, device, channels_last)  # a checkpoint that does not fit: exit 2, before any image
-    test_images = not any(voc.gt_path(name).is_file() for name in names)  # the same answer in every process
+    # a checkpoint that does not fit: exit 2, before any image
+    model = build_model(cfg, weights, data.num_classes, device, channels_last)
+    # the same answer in every process
+    test_images = not (data.has_ground_truth and any(data.gt_path(name).is_file() for name in names))
     outputs = Outputs(out_dir, cfg, test_images)
     prepare_outputs(outputs.folders())
     failures = Failures("DeepLab infer", out_dir / "Label")
@@ -184,7 +186,7 @@ def run(cfg):
     done = 0
     # CRFs run in cfg.num_workers processes while the device computes the next images.
     with CRFWorkers(min(cfg.num_workers, len(todo)) if cfg.crf else 0, failures) as crf_workers:
-        for name, image, x in map_images(functools.partial(load_input, voc, cfg), todo, cfg.num_workers,
+        for name, image, x in map_images(functools.partial(load_input, data, cfg), todo, cfg.num_workers,
                                          "DeepLab infer", cfg.quiet, failures):
             with failures.guard(name):
                 logits = predict_logits(model, x[None].to(device), cfg.flip, amp, channels_last)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
-from DeepLab.datasets import TrainDataset, check_label, input_convention, resize_labels
+from DeepLab.datasets import GROUND_TRUTH, TrainDataset, check_label, input_convention, resize_labels
 from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import check_init, initialise
 from IRN.net.resnet50_cam import load_cam_net  # --init cam: the one piece of Stage I that Stage II reads
@@ -38,7 +38,7 @@ from wsgcn.infra.runtime import resolve_device
 from wsgcn.infra.screening import image_size_of, screen_training_list
 from wsgcn.infra.scripts import script_main
 from wsgcn.infra.training import load_training_state, poly_schedule, resume_path, train_loader, train_steps
-from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
+from wsgcn.seg.dataset import IGNORE_INDEX, read_image_list
 
 COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
 
@@ -75,35 +75,37 @@ def check_config(cfg):
     check_init(cfg.init, cfg.backbone)
 
 
-def check_training_pair(voc, label_dir, name):
+def check_training_pair(data, label_dir, name):
     """One image's training input: the image's header, and its label map of the same size holding
-    0..20 or 255 only (decoded: label PNGs are cheap); returns ``name``."""
-    size = image_size_of(voc.image_path(name))
-    path = label_dir / f"{name}.png"
-    check_label(load_label_png(path), path, size)
+    0..C-1 or 255 only (decoded: label PNGs are cheap); returns ``name``.  ``label_dir``: a folder,
+    or None for the data set's ground truth."""
+    size = image_size_of(data.image_path(name))
+    path = data.gt_path(name) if label_dir is None else label_dir / f"{name}.png"
+    check_label(load_label_png(path), path, size, data.num_classes)
     return name
 
 
-def training_names(cfg, voc, label_dir, failures):
+def training_names(cfg, data, label_dir, failures):
     """The training list less its bad images (wsgcn/infra/screening.py, :func:`check_training_pair`),
     which are named and added to ``failures`` (``logs/deeplab/failures.txt``, beside the
     TensorBoard logs); more than 5 % bad, or no label folder, is an error."""
-    if not label_dir.is_dir():
+    if label_dir is not None and not label_dir.is_dir():
         raise FileNotFoundError(f"label folder not found: {label_dir} (--label_dir; '' = "
                                 f"<work_dir>/GCN4DeepLab/CRF_Label, written by GCN/CRF.py)")
-    return screen_training_list(read_image_list(cfg.train_list), functools.partial(check_training_pair, voc, label_dir),
+    return screen_training_list(read_image_list(cfg.train_list), functools.partial(check_training_pair, data, label_dir),
                                 failures, cfg.num_workers, cfg.quiet, cfg.train_list, upstream=label_dir)
 
 
-def build_model(cfg, work, device):
-    """DeepLab-v2 with its seeded ASPP init, initialised from ``--init`` and moved to ``device``."""
+def build_model(cfg, work, data, device):
+    """DeepLab-v2 for the classes of ``data`` with its seeded ASPP init, initialised from
+    ``--init`` and moved to ``device``."""
     init = resolve_init(cfg, work)
     torch.manual_seed(cfg.seed)
-    model = deeplab_v2(cfg.backbone, NUM_CLASSES, cfg.depth, cfg.msc_scales)
+    model = deeplab_v2(cfg.backbone, data.num_classes, cfg.depth, cfg.msc_scales)
     if init == "cam":
         cam_weights = work / WorkDir.CAM_WEIGHTS
-        initialise(model, init, cfg.backbone, cfg.depth, load_cam_net(cam_weights).resnet50.state_dict(),
-                   cam_weights)
+        cam_net = load_cam_net(cam_weights, num_classes=data.num_object_classes)
+        initialise(model, init, cfg.backbone, cfg.depth, cam_net.resnet50.state_dict(), cam_weights)
     else:
         initialise(model, init, cfg.backbone, cfg.depth)
     return model.to(device)
@@ -114,15 +116,16 @@ def run(cfg):
     amp, channels_last = cuda_only_flags(cfg, device)
     check_config(cfg)
     work = WorkDir(cfg.work_dir)
-    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
-    label_dir = Path(cfg.label_dir) if cfg.label_dir else work.crf_label
+    data = cfg.data_set()
+    label_dir = (None if cfg.label_dir == GROUND_TRUTH else Path(cfg.label_dir)) if cfg.label_dir else work.crf_label
     weights, state_path = work / cfg.weights_name, resume_path(work / cfg.weights_name)
     prepare_outputs([work.logs / "deeplab"], [weights, state_path])
     failures = Failures("deeplab train", work.logs / "deeplab")
-    dataset = TrainDataset(voc, training_names(cfg, voc, label_dir, failures), label_dir, cfg, seed=cfg.seed)
+    dataset = TrainDataset(data, training_names(cfg, data, label_dir, failures), label_dir or GROUND_TRUTH, cfg,
+                           seed=cfg.seed)
     loader = train_loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, device)
 
-    model = build_model(cfg, work, device)
+    model = build_model(cfg, work, data, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(param_groups(model, cfg.lr, cfg.weight_decay, cfg.aspp_weight_lr_mult,

@@ -16,8 +16,8 @@ from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.infra.scripts import script_main
 from wsgcn.seg.crf import dense_crf, softmax_unary
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import find_score_file, load_probs
-from wsgcn.seg.voc import VOC12, read_image_list
 
 
 def refine(image, prob, params):
@@ -25,10 +25,10 @@ def refine(image, prob, params):
     return dense_crf(image, softmax_unary(prob), params)
 
 
-def refine_image(cfg, voc, work, name):
-    image = voc.load_image(name)
-    labels, prob = load_probs(find_score_file(work.gcn_logit, name, cfg.allow_pickle), cfg.allow_pickle,
-                              image.shape[:2])
+def refine_image(cfg, data, work, name):
+    image = data.load_image(name)
+    logit = find_score_file(work.gcn_logit, name, cfg.allow_pickle)
+    labels, prob = load_probs(logit, data.num_classes, cfg.allow_pickle, image.shape[:2])
     q = refine(image, prob, cfg.refine_crf)
     save_npz(work.crf_logit / f"{name}.npz", keys=labels, prob=q)
     save_label_png(work.crf_label / f"{name}.png", labels[q.argmax(0)].astype(np.uint8))
@@ -36,9 +36,9 @@ def refine_image(cfg, voc, work, name):
 
 
 def run(cfg):
-    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    data, work = cfg.data_set(), WorkDir(cfg.work_dir)
     prepare_outputs([work.crf_logit, work.crf_label])
-    job = functools.partial(refine_image, cfg, voc, work)
+    job = functools.partial(refine_image, cfg, data, work)
     failures = Failures("CRF", work.crf_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
                            lambda name: [find_score_file(work.gcn_logit, name, cfg.allow_pickle)], cfg.overwrite,

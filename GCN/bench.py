@@ -42,6 +42,7 @@ from wsgcn.infra.config import field
 from wsgcn.infra.scripts import tool_main
 from wsgcn.seg.affinity import dense_transition_power
 from wsgcn.seg.cams import labels_with_background
+from wsgcn.seg.dataset import DATASETS
 
 MODES = ("original", "dense", "lowmem")
 
@@ -91,7 +92,8 @@ def synthetic_inputs(h, w, seed=0):
     image = np.clip(colours[regions] + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
     partial = np.where(rng.random((h, w)) < 0.4, classes[regions], 255).astype(np.uint8)
     partial[edges] = 255
-    return GCNInputs("synthetic", image, image, features, boundary, partial, classes[1:] - 1)
+    return GCNInputs("synthetic", image, image, features, boundary, partial, classes[1:] - 1,
+                     DATASETS["voc12"].num_classes)
 
 
 def original_laplacian(image, rgb_scale=12.0, xy_scale=20.0, radius_rows=2, radius_cols=2):

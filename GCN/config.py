@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from GCN.graph import GRAPHS
 from wsgcn.infra.config import LABEL_LIST, CommonConfig, field
 from wsgcn.seg.crf import CRFParams
+from wsgcn.seg.dataset import DataConfig
 
 
 @dataclass(frozen=True)
-class GCNConfig(CommonConfig):
+class GCNConfig(CommonConfig, DataConfig):
     # The list (work_dir, voc12_root, device ... come from CommonConfig)
     train_list: str = field(LABEL_LIST, "images to label (the flag keeps the original's name, "
                                                     "though no network trains on them but each image's own GCN)")

@@ -6,8 +6,8 @@ from PIL import Image
 
 from wsgcn.infra.io import load_label_png, load_npz
 from wsgcn.infra.layout import strided_size
+from wsgcn.seg.dataset import IGNORE_INDEX
 from wsgcn.seg.scores import as_numbers, find_score_file, load_cams
-from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES, NUM_OBJECT_CLASSES
 
 # Channels of the node features make_sem_seg writes (IRNet's concatenated boundary channels):
 # the images of a batch share one feature matrix, so each image's must have them all.
@@ -19,10 +19,11 @@ def grid_image(image, grid):
     return np.asarray(Image.fromarray(image).resize((grid[1], grid[0]), Image.LANCZOS))
 
 
-def grid_cams(cam_file, allow_pickle=False, image_size=None):
-    """(20, h, w) float32 CAMs on the grid with zeros for absent classes, and the classes (K,)."""
-    cams = load_cams(cam_file, allow_pickle, image_size)
-    full = np.zeros((NUM_OBJECT_CLASSES,) + cams["cam"].shape[1:], np.float32)
+def grid_cams(cam_file, num_object_classes, allow_pickle=False, image_size=None):
+    """(C-1, h, w) float32 CAMs on the grid, one plane per object class with zeros for the absent
+    ones, and the classes (K,)."""
+    cams = load_cams(cam_file, num_object_classes, allow_pickle, image_size)
+    full = np.zeros((num_object_classes,) + cams["cam"].shape[1:], np.float32)
     full[cams["classes"]] = cams["cam"]
     return full, cams["classes"]
 
@@ -31,7 +32,8 @@ def grid_cams(cam_file, allow_pickle=False, image_size=None):
 class GCNInputs:
     """name; image (H, W, 3) uint8; grid_image (h, w, 3) uint8; features (160, h, w) float32;
     boundary (h, w) float32; partial_labels (h, w) uint8 (255 = unlabelled); classes (K,) the
-    image's object-class indices."""
+    image's object-class indices; num_classes: the data set's C, background included (the GCN's
+    outputs)."""
     name: str
     image: np.ndarray
     grid_image: np.ndarray
@@ -39,13 +41,14 @@ class GCNInputs:
     boundary: np.ndarray
     partial_labels: np.ndarray
     classes: np.ndarray
+    num_classes: int
 
 
-def load_gcn_inputs(work, voc, name, allow_pickle=False):
+def load_gcn_inputs(work, data, name, allow_pickle=False):
     """Read one image's inputs, each checked against the image's stride-4 grid where it is read: a
     file of the wrong shape or with values out of range fails the image with an error naming it,
     not later as a shape mismatch or an out-of-range index inside torch."""
-    image = voc.load_image(name)
+    image = data.load_image(name)
     grid = strided_size(image.shape[:2], 4)
     features = read_grid_array(work.features / f"{name}.npz", "features", (FEATURE_CHANNELS,) + grid, image)
     boundary = read_grid_array(work.boundary / f"{name}.npz", "boundary", grid, image)
@@ -53,12 +56,13 @@ def load_gcn_inputs(work, voc, name, allow_pickle=False):
     if partial.shape != grid:
         raise ValueError(f"{work.partial_labels / name}.png: partial labels of size {partial.shape} do not fit the "
                          f"{grid} grid of the {image.shape[0]}x{image.shape[1]} image")
-    bad = np.setdiff1d(partial, np.append(np.arange(NUM_CLASSES), IGNORE_INDEX))
+    bad = np.setdiff1d(partial, np.append(np.arange(data.num_classes), IGNORE_INDEX))
     if bad.size:  # on a GPU such a label would reach a gather as an out-of-range index
         raise ValueError(f"{work.partial_labels / name}.png: label values {bad.tolist()} are neither a class "
-                         f"(0..{NUM_CLASSES - 1}) nor unlabelled ({IGNORE_INDEX})")
-    classes = load_cams(find_score_file(work.cam, name, allow_pickle), allow_pickle, image.shape[:2])["classes"]
-    return GCNInputs(name, image, grid_image(image, grid), features, boundary, partial, classes)
+                         f"(0..{data.num_classes - 1}) nor unlabelled ({IGNORE_INDEX})")
+    cam_file = find_score_file(work.cam, name, allow_pickle)
+    classes = load_cams(cam_file, data.num_object_classes, allow_pickle, image.shape[:2])["classes"]
+    return GCNInputs(name, image, grid_image(image, grid), features, boundary, partial, classes, data.num_classes)
 
 
 def read_grid_array(path, key, shape, image):

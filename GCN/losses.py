@@ -10,7 +10,7 @@ training step on a GPU never waits on a host synchronisation.
 import torch
 
 from GCN.batch import PADDING
-from wsgcn.seg.voc import IGNORE_INDEX
+from wsgcn.seg.dataset import IGNORE_INDEX
 
 
 def _masked_mean(values, mask, count_per_row=1):

@@ -18,8 +18,8 @@ from wsgcn.infra.io import prepare_outputs, save_label_png
 from wsgcn.infra.layout import WorkDir, strided_size
 from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.infra.scripts import script_main
+from wsgcn.seg.dataset import IGNORE_INDEX, read_image_list
 from wsgcn.seg.scores import find_score_file
-from wsgcn.seg.voc import IGNORE_INDEX, VOC12, read_image_list
 
 
 def upsample_nearest(labels, size):
@@ -28,11 +28,12 @@ def upsample_nearest(labels, size):
     return up[0, 0].numpy().astype(np.uint8)
 
 
-def make_partial_labels(cfg, voc, work, name):
+def make_partial_labels(cfg, data, work, name):
     """Writes one image's partial labels; returns (name, labelled fraction of the nodes)."""
-    image = voc.load_image(name)
+    image = data.load_image(name)
     grid = strided_size(image.shape[:2], 4)
-    cams, classes = grid_cams(find_score_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
+    cams, classes = grid_cams(find_score_file(work.cam, name, cfg.allow_pickle), data.num_object_classes,
+                              cfg.allow_pickle, image.shape[:2])
     labels, _ = partial_pseudo_labels(grid_image(image, grid), cams, classes, cfg)
     save_label_png(work.partial_labels / f"{name}.png", labels)
     save_label_png(work.partial_labels_full / f"{name}.png", upsample_nearest(labels, image.shape[:2]))
@@ -40,12 +41,12 @@ def make_partial_labels(cfg, voc, work, name):
 
 
 def run(cfg):
-    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    data, work = cfg.data_set(), WorkDir(cfg.work_dir)
     prepare_outputs([work.partial_labels, work.partial_labels_full])
     failures = Failures("make_dataset", work.partial_labels)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
                            lambda name: [find_score_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)
-    job = functools.partial(make_partial_labels, cfg, voc, work)
+    job = functools.partial(make_partial_labels, cfg, data, work)
     coverage = [c for _, c in map_images(job, names, cfg.num_workers, "make_dataset", cfg.quiet, failures)]
     if coverage:
         print(f"make_dataset: {len(coverage)} images, {100 * np.mean(coverage):.1f} % of the nodes labelled, "

@@ -9,19 +9,19 @@ argmax of the combined score map.  Everything else is 255, the nodes the GCN mus
 import numpy as np
 
 from wsgcn.seg.crf import dense_crf, score_unary
-from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES
+from wsgcn.seg.dataset import IGNORE_INDEX
 
 
 def crf_scores(image, cams, classes, alpha, crf_params):
-    """CRF marginals of [(1 - max CAM)^alpha, CAMs of ``classes``], spread onto 21 planes.
+    """CRF marginals of [(1 - max CAM)^alpha, CAMs of ``classes``], spread onto C planes.
 
-    image (h, w, 3) uint8; cams (20, h, w) with zeros for absent classes; classes (K,) present
-    object classes.  Returns (21, h, w) float32, zero on the planes of absent classes.
+    image (h, w, 3) uint8; cams (C-1, h, w) with zeros for absent classes; classes (K,) present
+    object classes.  Returns (C, h, w) float32, zero on the planes of absent classes.
     """
     present = cams[classes]
     bg = (1 - present.max(0, initial=0)) ** alpha
     q = dense_crf(image, score_unary(np.concatenate([bg[None], present])), crf_params)
-    scores = np.zeros((NUM_CLASSES,) + cams.shape[1:], np.float32)
+    scores = np.zeros((len(cams) + 1,) + cams.shape[1:], np.float32)
     scores[0] = q[0]
     scores[np.asarray(classes) + 1] = q[1:]
     return scores

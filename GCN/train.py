@@ -6,7 +6,7 @@ Per image: the graph M from the boundary map, the 160-d node features, the parti
 a 2-layer GCN trained full-batch for ``max_epoch`` epochs, seeded from ``--seed`` and the image
 name.  ``--batch_images`` images train together (one set of launches on a GPU), each with its
 own model and the result it would get alone.  Writes ``GCN4DeepLab/Label/<name>.png`` and
-``GCN4DeepLab/Logit/<name>.npz`` (``keys`` (K,) VOC label indices, background first, ``prob``
+``GCN4DeepLab/Logit/<name>.npz`` (``keys`` (K,) label indices, background first, ``prob``
 (K, H, W) float32).
 """
 import functools
@@ -33,7 +33,7 @@ from wsgcn.infra.runtime import resolve_device
 from wsgcn.infra.scripts import script_main
 from wsgcn.infra.tensorboard import ScalarLog
 from wsgcn.seg.cams import labels_with_background
-from wsgcn.seg.voc import IGNORE_INDEX, NUM_CLASSES, VOC12, read_image_list
+from wsgcn.seg.dataset import IGNORE_INDEX, read_image_list
 
 
 def train_gcn(images, cfg, device, prepared=None):
@@ -42,7 +42,7 @@ def train_gcn(images, cfg, device, prepared=None):
     others in its batch.  ``prepared``: the images' graph preparations (``prepare`` of the
     ``cfg.graph`` mode), when already made in the data-loading workers.
 
-    Returns, per image, its output log-probabilities (21, h_b, w_b) and its final losses.
+    Returns, per image, its output log-probabilities (C, h_b, w_b) and its final losses.
     """
     batch = GridBatch([x.partial_labels.shape for x in images], device)
     mode = graph_mode(cfg.graph)
@@ -51,8 +51,9 @@ def train_gcn(images, cfg, device, prepared=None):
     labels = batch.scatter_labels([x.partial_labels for x in images])
     laplacian = (GridLaplacian([x.grid_image for x in images], batch, cfg.lap_rgb_scale, cfg.lap_xy_scale)
                  if cfg.use_lap else None)
+    num_classes = images[0].num_classes
     model = StackedGCN.for_images([x.name for x in images], batch, features, graph, cfg.seed, cfg.num_hid_unit,
-                                  NUM_CLASSES, cfg.drop_rate)
+                                  num_classes, cfg.drop_rate)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     model.train()
@@ -71,11 +72,11 @@ def train_gcn(images, cfg, device, prepared=None):
 
 
 def predictions(log_probs, size, classes, restrict=True):
-    """Upsample (21, h, w) log-probabilities bilinearly (align_corners=True) to ``size``.
+    """Upsample (C, h, w) log-probabilities bilinearly (align_corners=True) to ``size``.
 
-    Returns (label map (H, W) uint8, labels (K,) the image's VOC labels, background first,
+    Returns (label map (H, W) uint8, labels (K,) the image's labels, background first,
     prob (K, H, W) float32).  ``restrict``: the argmax only over background and the image's
-    ``classes``; otherwise over all 21.
+    ``classes``; otherwise over all C.
     """
     up = F.interpolate(log_probs[None], size=tuple(size), mode="bilinear", align_corners=True)[0]
     labels = labels_with_background(classes)
@@ -93,10 +94,10 @@ def fallback_output(inputs):
     return np.zeros(size, np.uint8), labels, prob
 
 
-def prepare(name, work, voc, cfg):
+def prepare(name, work, data, cfg):
     """One image's inputs and its graph preparation: the CPU work of an image, done in
     data-loading workers while the device trains (none for an image that will not train)."""
-    inputs = load_gcn_inputs(work, voc, name, cfg.allow_pickle)
+    inputs = load_gcn_inputs(work, data, name, cfg.allow_pickle)
     prepared = graph_mode(cfg.graph).prepare(inputs.boundary, cfg) if labelled_classes(inputs).size else None
     return inputs, prepared
 
@@ -167,13 +168,13 @@ def train_and_write(batch, cfg, device, out, failures):
 
 def run(cfg):
     device = resolve_device(cfg.device)
-    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    data, work = cfg.data_set(), WorkDir(cfg.work_dir)
     prepare_outputs([work.gcn_logit, work.gcn_label, work.logs])
     failures = Failures("GCN", work.gcn_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: outputs(work, name),
                            lambda name: input_files(work, name), cfg.overwrite, failures)
     out, start, batch = GCNOutputs(work), time.time(), []
-    job = functools.partial(prepare, work=work, voc=voc, cfg=cfg)
+    job = functools.partial(prepare, work=work, data=data, cfg=cfg)
     for inputs, prepared in map_images(job, names, cfg.num_workers, "GCN", cfg.quiet, failures):
         labelled = labelled_classes(inputs)
         if labelled.size == 0:

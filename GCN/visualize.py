@@ -24,13 +24,13 @@ from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.scripts import tool_main
 from wsgcn.plots import PANEL_GAP_PX, PANEL_PX, cam_overlay, colour_labels, plot_class_iou, plot_panel_row, pyplot
 from wsgcn.report import stage_rows
+from wsgcn.seg.dataset import DataConfig, read_image_list
 from wsgcn.seg.metrics import write_class_iou_csv
 from wsgcn.seg.scores import find_score_file, load_cams
-from wsgcn.seg.voc import VOC12, read_image_list
 
 
 @dataclass(frozen=True)
-class VisualizeConfig(CommonConfig):
+class VisualizeConfig(CommonConfig, DataConfig):
     # work_dir, voc12_root, allow_pickle ... come from CommonConfig
     list: str = field(LABEL_LIST, "image list: the class IoU is measured on all of it, the first --num_images "
                                   "are drawn")
@@ -67,30 +67,31 @@ def load_stage_labels(path, image_size):
     return labels
 
 
-def cam_heat(cam_dir, name, image_size, allow_pickle=False):
+def cam_heat(cam_dir, name, image_size, num_object_classes, allow_pickle=False):
     """(H, W) float32 max over the image's foreground classes of its high_res CAM; None when missing."""
     path = find_score_file(cam_dir, name, allow_pickle)
     if not path.is_file():
         return None
-    high_res = load_cams(path, allow_pickle, image_size)["high_res"]  # (K, H, W)
+    high_res = load_cams(path, num_object_classes, allow_pickle, image_size)["high_res"]  # (K, H, W)
     return high_res.max(0) if len(high_res) else np.zeros(image_size, np.float32)
 
 
-def image_panels(cfg, voc, work, name):
+def image_panels(cfg, data, work, name):
     """The panels of one image: (list of (title, (H, W, 3) uint8 RGB or None), label values shown)."""
-    image = voc.load_image(name)
+    image = data.load_image(name)
     size = image.shape[:2]
-    gt = voc.load_gt(name)
-    if gt.shape != size:
-        raise ValueError(f"{voc.gt_path(name)}: ground truth is {gt.shape[0]}x{gt.shape[1]} but the image "
+    gt = data.load_gt(name) if data.has_ground_truth else None
+    if gt is not None and gt.shape != size:
+        raise ValueError(f"{data.gt_path(name)}: ground truth is {gt.shape[0]}x{gt.shape[1]} but the image "
                          f"is {size[0]}x{size[1]}")
-    cam = cam_heat(work.cam, name, size, cfg.allow_pickle)
+    cam = cam_heat(work.cam, name, size, data.num_object_classes, cfg.allow_pickle)
     stages = [(title, load_stage_labels(getattr(work, folder) / f"{name}.png", size)) for title, folder in LABEL_PANELS]
-    panels = [(f"image {name}", image), ("ground truth", colour_labels(gt)),
-              (CAM_TITLE, None if cam is None else cam_overlay(image, cam))]
+    panels = [(f"image {name}", image)] + ([("ground truth", colour_labels(gt))] if gt is not None else [])
+    panels += [(CAM_TITLE, None if cam is None else cam_overlay(image, cam))]
     panels += [(title, None if labels is None else colour_labels(labels)) for title, labels in stages]
     panels = [(title if picture is not None else f"{title} (missing)", picture) for title, picture in panels]
-    shown = np.unique(np.concatenate([gt.ravel()] + [labels.ravel() for _, labels in stages if labels is not None]))
+    maps = ([gt] if gt is not None else []) + [labels for _, labels in stages if labels is not None]
+    shown = np.unique(np.concatenate([m.ravel() for m in maps])) if maps else np.zeros(0, np.uint8)
     return panels, shown.tolist()
 
 
@@ -99,30 +100,32 @@ def chosen_names(cfg, listed):
     return list(cfg.names) if cfg.names else listed[:cfg.num_images]
 
 
-def check_inputs(voc, names):
-    """Every drawn image and its ground truth must exist; the error names the missing files."""
-    missing = [str(p) for n in names for p in (voc.image_path(n), voc.gt_path(n)) if not p.is_file()]
+def check_inputs(data, names):
+    """Every drawn image and its ground truth (if the data set has any) must exist; the error
+    names the missing files."""
+    paths = [data.image_path(n) for n in names] + ([data.gt_path(n) for n in names] if data.has_ground_truth else [])
+    missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise FileNotFoundError(f"{len(missing)} input files not found in {voc.root}: {shown}")
+        raise FileNotFoundError(f"{len(missing)} input files not found in {data.root}: {shown}")
 
 
 def run(cfg):
     """Writes the panels and the class IoU chart."""
     pyplot()  # fail at once when matplotlib is missing
-    voc, work = VOC12(cfg.voc12_root), WorkDir(cfg.work_dir)
+    data, work = cfg.data_set(labels=False), WorkDir(cfg.work_dir)
     listed = read_image_list(cfg.list)
     names = chosen_names(cfg, listed)
-    check_inputs(voc, names)
+    check_inputs(data, names)
     out = Path(cfg.out) if cfg.out else work / "visualize"
     prepare_outputs([out])
     for name in names:
-        panels, shown = image_panels(cfg, voc, work, name)
-        plot_panel_row(out / f"{name}.png", panels, shown, cfg.panel_px)
-    rows = stage_rows(work, voc, listed, cfg.cam_eval_thres)
+        panels, shown = image_panels(cfg, data, work, name)
+        plot_panel_row(out / f"{name}.png", panels, shown, data.classes, cfg.panel_px)
+    rows = stage_rows(work, data, listed, cfg.cam_eval_thres) if data.has_ground_truth else []
     if rows:
-        write_class_iou_csv(out / "class_iou.csv", rows)
-        plot_class_iou(out / "class_iou.png", rows, f"Per-class IoU on {len(listed)} images ({cfg.list})")
+        write_class_iou_csv(out / "class_iou.csv", rows, data.classes)
+        plot_class_iou(out / "class_iou.png", rows, f"Per-class IoU on {len(listed)} images ({cfg.list})", data.classes)
     stages = [stage for stage, _ in rows]
     if not cfg.quiet:
         print(f"visualize: {len(names)} images drawn in {out}")

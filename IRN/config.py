@@ -3,10 +3,11 @@ from dataclasses import dataclass
 
 from wsgcn.infra.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field, float_values
 from wsgcn.infra.layout import WorkDir
+from wsgcn.seg.dataset import DataConfig
 
 
 @dataclass(frozen=True)
-class IRNConfig(CommonConfig):
+class IRNConfig(CommonConfig, DataConfig):
     # Lists (work_dir, voc12_root, device ... come from CommonConfig)
     train_list: str = field("Data/VOC12/train_aug.txt", "images to train the CAM network and IRNet on")
     val_list: str = field("", "images to report train_cam's validation loss on ('' = none)")

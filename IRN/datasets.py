@@ -1,7 +1,7 @@
 """Torch datasets of the IRN steps: classification crops (train_cam), multi-scale inference
 (make_cam, make_sem_seg_labels) and affinity crops (train_irn).
 
-Augmentation is seeded by (seed, epoch, image index) (:class:`wsgcn.seg.datasets.SeededDataset`):
+Augmentation is seeded by (seed, epoch, image index) (:class:`wsgcn.seg.augment.SeededDataset`):
 call ``set_epoch`` before each epoch.
 """
 import numpy as np
@@ -9,8 +9,11 @@ import torch
 from PIL import Image
 
 from wsgcn.infra.io import load_label_png
-from wsgcn.seg.datasets import SeededDataset, chw, crop_into
-from wsgcn.seg.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from wsgcn.seg.augment import SeededDataset, chw, crop_into
+from wsgcn.seg.dataset import IGNORE_INDEX
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def normalize(img):
@@ -61,26 +64,26 @@ class ClassificationDataset(SeededDataset):
     """train_cam's crops: long side resized to a random value in ``resize_long`` (bicubic),
     random horizontal flip, random ``crop_size`` square crop, zero padded."""
 
-    def __init__(self, voc, names, crop_size=512, resize_long=(320, 640), seed=0):
-        super().__init__(voc, names, seed)
+    def __init__(self, data, names, crop_size=512, resize_long=(320, 640), seed=0):
+        super().__init__(data, names, seed)
         self.crop_size, self.resize_long = crop_size, resize_long
 
     def __getitem__(self, idx):
         rng, name = self.rng(idx), self.names[idx]
-        img = self.voc.load_image(name)
+        img = self.data.load_image(name)
         target_long = int(rng.integers(self.resize_long[0], self.resize_long[1] + 1))
         img = normalize(rescale(img, target_long / max(img.shape[:2]), order=3))
         if rng.random() < 0.5:
             img = img[:, ::-1]
         (img,) = crop_into([img], [0.0], self.crop_size, random_crop_box(rng, img.shape[:2], self.crop_size))
-        return {"name": name, "img": chw(img), "label": torch.from_numpy(self.voc.class_labels(name))}
+        return {"name": name, "img": chw(img), "label": torch.from_numpy(self.data.class_labels(name))}
 
 
 class MultiScaleDataset(SeededDataset):
     """Inference input: for each scale, the rescaled image and its horizontal flip, (2, 3, h, w)."""
 
-    def __init__(self, voc, names, scales=(1.0,)):
-        super().__init__(voc, names)
+    def __init__(self, data, names, scales=(1.0,)):
+        super().__init__(data, names)
         self.scales = tuple(scales)
 
     def __getitem__(self, idx):
@@ -88,13 +91,13 @@ class MultiScaleDataset(SeededDataset):
 
     def pack(self, name):
         """One image's item by name: {"name", "img": [(2, 3, h_s, w_s) per scale], "size", "label"}."""
-        img = self.voc.load_image(name)
+        img = self.data.load_image(name)
         pyramid = []
         for s in self.scales:
             scaled = normalize(rescale(img, s, order=3))
             pyramid.append(torch.stack([chw(scaled), chw(scaled[:, ::-1])]))
         return {"name": name, "img": pyramid, "size": img.shape[:2],
-                "label": torch.from_numpy(self.voc.class_labels(name))}
+                "label": torch.from_numpy(self.data.class_labels(name))}
 
 
 class AffinityDataset(SeededDataset):
@@ -102,14 +105,14 @@ class AffinityDataset(SeededDataset):
     ``rescale`` (bicubic / nearest), flipped, randomly cropped (image 0, label 255 padding);
     the label, reduced x0.25 (nearest), gives the pair labels of ``path_index``."""
 
-    def __init__(self, voc, names, ir_label_dir, path_index, crop_size=512, rescale=(0.5, 1.5), seed=0):
-        super().__init__(voc, names, seed)
+    def __init__(self, data, names, ir_label_dir, path_index, crop_size=512, rescale=(0.5, 1.5), seed=0):
+        super().__init__(data, names, seed)
         self.ir_label_dir, self.path_index = ir_label_dir, path_index
         self.crop_size, self.rescale = crop_size, rescale
 
     def __getitem__(self, idx):
         rng, name = self.rng(idx), self.names[idx]
-        img = self.voc.load_image(name)
+        img = self.data.load_image(name)
         label = load_label_png(self.ir_label_dir / f"{name}.png")
         if label.shape != img.shape[:2]:
             raise ValueError(f"{self.ir_label_dir / name}.png: IR label is {label.shape}, image is {img.shape[:2]}")
@@ -128,11 +131,11 @@ class AffinityDataset(SeededDataset):
 class TopLeftCropDataset(SeededDataset):
     """Images in a top-left ``crop_size`` crop, zero padded (train_irn's mean-displacement pass)."""
 
-    def __init__(self, voc, names, crop_size=512):
-        super().__init__(voc, names)
+    def __init__(self, data, names, crop_size=512):
+        super().__init__(data, names)
         self.crop_size = crop_size
 
     def __getitem__(self, idx):
-        img = normalize(self.voc.load_image(self.names[idx]))
+        img = normalize(self.data.load_image(self.names[idx]))
         (img,) = crop_into([img], [0.0], self.crop_size, top_left_box(img.shape[:2], self.crop_size))
         return {"name": self.names[idx], "img": chw(img)}

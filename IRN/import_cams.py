@@ -29,12 +29,12 @@ from wsgcn.infra.io import prepare_outputs, save_npz
 from wsgcn.infra.layout import WorkDir, strided_size
 from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.infra.scripts import script_main
+from wsgcn.seg.dataset import DataConfig, read_image_list
 from wsgcn.seg.scores import as_numbers, read_archive
-from wsgcn.seg.voc import NUM_OBJECT_CLASSES, VOC12, read_image_list
 
 
 @dataclass(frozen=True)
-class ImportCamsConfig(CommonConfig):
+class ImportCamsConfig(CommonConfig, DataConfig):
     src: str = field("", "folder of per-image CAM files <name>.npy (IRNet's pickled dicts) or <name>.npz")
     list: str = field("Data/VOC12/train_aug.txt", "images to import")
     keys_key: str = field("keys", "name of the class-index array in the files")
@@ -91,7 +91,7 @@ def read_cam_file(path, cfg):
     return keys, high_res, cam
 
 
-def import_cam(cfg, voc, work, name):
+def import_cam(cfg, data, work, name):
     """Check one image's CAM file against the image and write it as make_cam would."""
     path = find_source(cfg, name)
     keys, high_res, cam = read_cam_file(path, cfg)
@@ -100,12 +100,13 @@ def import_cam(cfg, voc, work, name):
         keys = keys[objects] - 1
         high_res = high_res[objects] if len(high_res) == len(objects) else high_res
         cam = cam[objects] if cam is not None and len(cam) == len(objects) else cam
-    with Image.open(voc.image_path(name)) as image:
+    with Image.open(data.image_path(name)) as image:
         size = (image.height, image.width)
-    expected = np.flatnonzero(voc.class_labels(name))
+    expected = np.flatnonzero(data.class_labels(name))
     if sorted(keys.tolist()) != expected.tolist():
         raise ValueError(f"{path}: keys {keys.tolist()} are not the image's classes {expected.tolist()} "
-                         f"(object classes 0..{NUM_OBJECT_CLASSES - 1}; --keys_include_background for VOC labels)")
+                         f"(object classes 0..{data.num_object_classes - 1}; --keys_include_background for label-map "
+                         f"values)")
     if high_res.shape != (len(keys),) + size:
         raise ValueError(f"{path}: {cfg.high_res_key} is {high_res.shape}, the {size[0]}x{size[1]} image needs "
                          f"{(len(keys),) + size}")
@@ -137,14 +138,14 @@ def run(cfg):
     if not cfg.allow_pickle and any(not p.name.startswith(".") for p in src.glob("*.npy")):
         raise ValueError(f"{src} holds .npy CAM files, which are pickles: loading one runs code from it. If the "
                          f"folder is yours or trusted, pass --allow_pickle True (nothing was written)")
-    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    data, work = cfg.data_set(), WorkDir(cfg.work_dir)
     prepare_outputs([work.cam])
     failures = Failures("import_cams", work.cam)
     names = pending_images(read_image_list(cfg.list), lambda name: [work.cam / f"{name}.npz"],
-                           lambda name: [voc.labels_path(name)] + [p for p in (src / f"{name}.npz", src / f"{name}.npy")
+                           lambda name: [data.labels_path(name)] + [p for p in (src / f"{name}.npz", src / f"{name}.npy")
                                                                    if p.is_file()],
                            cfg.overwrite, failures)
-    job = functools.partial(import_cam, cfg, voc, work)
+    job = functools.partial(import_cam, cfg, data, work)
     done = sum(1 for _ in map_images(job, names, cfg.num_workers, "import_cams", cfg.quiet, failures))
     print(f"import_cams: {done} images from {src} to {work.cam}", flush=True)
     failures.finish()

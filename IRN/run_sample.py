@@ -21,7 +21,7 @@ from wsgcn.infra.io import prepare_outputs
 from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.per_image import StepFailed
 from wsgcn.infra.scripts import script_main
-from wsgcn.seg.voc import VOC12, read_image_list
+from wsgcn.seg.dataset import read_image_list
 
 STEPS = (  # (flag, module)
     ("train_cam_pass", "IRN.step.train_cam"),
@@ -39,21 +39,24 @@ def preflight(cfg):
     """Fail before any work: a missing data set or images, unreadable or empty lists, weights
     that the selected steps read but do not train themselves that are missing or of the wrong
     architecture, and output folders that cannot be written."""
-    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    data = cfg.data_set()
     for list_path in (cfg.train_list, cfg.infer_list, cfg.val_list):
         if list_path:
             names = read_image_list(list_path)
             # a few missing images fail one by one in their step; none at all is the wrong data set
-            if not any(voc.image_path(name).is_file() for name in names):
-                raise FileNotFoundError(f"none of the {len(names)} images of {list_path} is in "
-                                        f"{voc.root / 'JPEGImages'} (e.g. {names[0]}.jpg): set --voc12_root "
-                                        f"(VOC12_ROOT for train.sh) to the data set of the list")
-    if (cfg.eval_cam_pass or cfg.eval_sem_seg_pass) and not voc.gt_dir.is_dir():
-        raise FileNotFoundError(f"{voc.gt_dir} is missing: eval_cam and eval_sem_seg need the ground truth "
-                                f"(or pass --eval_cam_pass False --eval_sem_seg_pass False)")
+            if not any(data.image_path(name).is_file() for name in names):
+                raise FileNotFoundError(f"none of the {len(names)} images of {list_path} is in {data.root} "
+                                        f"(e.g. {data.image_path(names[0])}): set --data_root or --voc12_root "
+                                        f"(DATA_ROOT or VOC12_ROOT for train.sh) to the data set of the list")
+    if cfg.eval_cam_pass or cfg.eval_sem_seg_pass:
+        names = read_image_list(cfg.infer_list)
+        if not data.has_ground_truth or not any(data.gt_path(name).is_file() for name in names):
+            where = data.gt_path(names[0]).parent if data.has_ground_truth else f"the {data.name} data set"
+            raise FileNotFoundError(f"{where} has no ground truth of the infer list: eval_cam and eval_sem_seg need "
+                                    f"it (or pass --eval_cam_pass False --eval_sem_seg_pass False)")
     work = WorkDir(cfg.work_dir)
     if not cfg.train_cam_pass and (cfg.make_cam_pass or (cfg.train_irn_pass and cfg.irn_backbone_weights == "cam")):
-        load_cam_net(work / cfg.cam_weights_name)
+        load_cam_net(work / cfg.cam_weights_name, num_classes=data.num_object_classes)
     if not cfg.train_irn_pass and cfg.make_sem_seg_pass:
         load_irnet(work / cfg.irn_weights_name)
     for flag, module in STEPS:  # every output folder writable, and no debris of a killed run in it

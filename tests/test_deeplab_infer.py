@@ -18,7 +18,8 @@ from DeepLab.datasets import chw, input_array
 from DeepLab.net.deeplab_v2 import aspp_of, deeplab_v2
 from wsgcn.infra.io import load_label_png, load_npz
 from wsgcn.seg.crf import CRFParams, dense_crf
-from wsgcn.seg.voc import VOC12, read_image_list
+from wsgcn.seg.dataset import read_image_list
+from wsgcn.seg.voc import VOC12
 
 CFG = DeepLabConfig(backbone="torchvision", depth=50)
 # kazuto1011/deeplab-pytorch's configs/voc12.yaml, CRF section

@@ -9,15 +9,8 @@ import pytest
 
 from wsgcn import demo_data
 from wsgcn.demo_data import DEMO_CLASSES, demo_image_name, make_demo_dataset
-from wsgcn.seg.voc import (
-    CAT_INDEX,
-    CAT_LIST,
-    IGNORE_INDEX,
-    VOC12,
-    load_cls_label_table,
-    read_annotation_labels,
-    read_image_list,
-)
+from wsgcn.seg.dataset import IGNORE_INDEX, load_cls_label_table, read_annotation_labels, read_image_list
+from wsgcn.seg.voc import CAT_INDEX, CAT_LIST, VOC12
 
 NUM_TRAIN, NUM_VAL, SEED = 24, 8, 0
 NAMES = [demo_image_name(i) for i in range(NUM_TRAIN + NUM_VAL)]
@@ -56,7 +49,7 @@ def test_files_and_lists(demo_root):
     params = json.loads((demo_root / "demo.json").read_text())
     assert params == {"format_version": demo_data.FORMAT_VERSION, "num_train": NUM_TRAIN,
                       "num_val": NUM_VAL, "seed": SEED}
-    table = load_cls_label_table(demo_root / "cls_labels.txt")
+    table = load_cls_label_table(demo_root / "cls_labels.txt", len(CAT_LIST))
     assert sorted(table) == NAMES
 
 
@@ -100,7 +93,7 @@ def test_xml_size_and_boxes(voc):
 
 
 def test_gt_values_and_labels_agree(demo_root, voc):
-    table = load_cls_label_table(demo_root / "cls_labels.txt")
+    table = load_cls_label_table(demo_root / "cls_labels.txt", len(CAT_LIST))
     allowed = {0, IGNORE_INDEX, *DEMO_IDS}
     for name in NAMES:
         gt = voc.load_gt(name)
@@ -109,7 +102,7 @@ def test_gt_values_and_labels_agree(demo_root, voc):
         from_gt = np.zeros(len(CAT_LIST), np.float32)
         from_gt[[v - 1 for v in values if 0 < v < IGNORE_INDEX]] = 1
         assert from_gt.any(), f"{name} has no object pixels"
-        from_xml = read_annotation_labels(voc.annotation_path(name))
+        from_xml = read_annotation_labels(voc.annotation_path(name), CAT_LIST)
         np.testing.assert_array_equal(from_gt, from_xml, err_msg=name)
         np.testing.assert_array_equal(from_gt, table[name], err_msg=name)
         np.testing.assert_array_equal(from_gt, voc.class_labels(name), err_msg=name)

@@ -23,7 +23,7 @@ from IRN import run_sample
 from IRN.net.resnet50_cam import CAMNet
 from wsgcn.infra.io import load_npz
 from wsgcn.infra.layout import WorkDir
-from wsgcn.seg.voc import read_image_list
+from wsgcn.seg.dataset import read_image_list
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from wsgcn.infra.io import save_label_png
 from wsgcn.seg.metrics import confusion_matrix
-from wsgcn.seg.voc import CLASS_NAMES
+from wsgcn.seg.voc import CLASS_NAMES, NUM_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def test_eval_writes_the_confusion_matrix(tmp_path):
     assert len(rows) == 22 and all(len(r) == 22 for r in rows)
     assert rows[0] == ["gt\\pred"] + CLASS_NAMES and [r[0] for r in rows[1:]] == CLASS_NAMES
     counts = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
-    np.testing.assert_array_equal(counts, confusion_matrix(gt, pred))
+    np.testing.assert_array_equal(counts, confusion_matrix(gt, pred, NUM_CLASSES))
     assert counts[0, 0] == 20 and counts[0, 8] == 2 and counts[15, 0] == 4 and counts[15, 15] == 8
     assert counts.sum() == 34  # 35 pixels, the void one skipped
     assert png_path.stat().st_size > 0
@@ -126,7 +126,7 @@ def test_eval_protocol_and_json(tmp_path):
     assert classes["person"] == {"name": "person", "iou": pytest.approx(2 / 3), "precision": 1.0,
                                  "recall": pytest.approx(2 / 3), "fp": 0.0, "fn": pytest.approx(1 / 3)}
     assert classes["cat"]["recall"] is None and classes["dog"]["iou"] is None
-    np.testing.assert_array_equal(record["confusion"], confusion_matrix(gt, pred))
+    np.testing.assert_array_equal(record["confusion"], confusion_matrix(gt, pred, NUM_CLASSES))
     # Without --protocol the table is the plain one, the JSON the same.
     plain = run_eval(*args, "--json", tmp_path / "plain.json")
     assert plain.stdout == run_eval(*args).stdout and len(plain.stdout.splitlines()) == len(lines) - 4

@@ -1,7 +1,7 @@
 """eval_cam's background-score sweep and the Stage I table, on hand-made CAM archives and a
 tiny VOC folder (no network, no pipeline run)."""
 import argparse
-from types import SimpleNamespace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -93,7 +93,7 @@ def test_sweep_equals_one_evaluation_per_score(tmp_path):
     for score, conf in zip(scores, confs):
         expected = sum(confusion_matrix(voc.load_gt(n), cam_label_map(
             np.load(WorkDir(work).cam / f"{n}.npz")["high_res"], np.load(WorkDir(work).cam / f"{n}.npz")["keys"],
-            score)) for n in names)
+            score), voc.num_classes) for n in names)
         np.testing.assert_array_equal(conf, expected, err_msg=f"score {score}")
         np.testing.assert_array_equal(cam_confusion(WorkDir(work).cam, voc, names, score), expected)
 
@@ -114,9 +114,9 @@ def test_sweep_finds_the_designed_best_score(tmp_path, capsys):
     assert lines[6].split() == ["0.25", "100.00", "100.00", "0.00", "0.00"]
     assert lines[-1] == "best: 0.25 (mIoU 100.00, chosen on the ground truth)"
     # One score: today's output, the per-class table ending with the mIoU.
-    eval_cam.run(SimpleNamespace(**{**vars(cfg), "cam_eval_thres": 0.25}))
+    eval_cam.run(replace(cfg, cam_eval_thres=0.25))
     out = capsys.readouterr().out
-    assert out == f"eval_cam: 2 images, background score 0.25\n{format_iou_table(confs[4])}\n"
+    assert out == f"eval_cam: 2 images, background score 0.25\n{format_iou_table(confs[4], voc.classes)}\n"
     assert out.strip().splitlines()[-1] == "mIoU: 100.00"
 
 

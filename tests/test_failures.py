@@ -22,8 +22,9 @@ from IRN import run_sample
 from IRN.net.resnet50_cam import load_cam_net
 from wsgcn.infra.checkpoint import load_checkpoint
 from wsgcn.infra.io import load_label_png, load_npz, save_label_png, save_npz
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import load_cams, load_probs
-from wsgcn.seg.voc import read_image_list
+from wsgcn.seg.voc import NUM_CLASSES, NUM_OBJECT_CLASSES
 
 # ---------------------------------------------------------------- helpers
 
@@ -457,16 +458,16 @@ def write_archive(path, defect):
         save_npz(path, **dict(good, keys=np.array([3, 3])))
     elif defect == "prob_label_out_of_range":
         save_npz(path, keys=np.array([0, 300]), prob=np.ones((2, 9, 13), np.float32))
-        return lambda: load_probs(path)
+        return lambda: load_probs(path, NUM_CLASSES)
     elif defect == "legacy_garbage":
         path = path.with_suffix(".npy")
         path.write_bytes(b"\x93NUMPY garbage")
-        return lambda: load_probs(path, allow_pickle=True)
+        return lambda: load_probs(path, NUM_CLASSES, allow_pickle=True)
     elif defect == "legacy_maps_of_two_sizes":
         path = path.with_suffix(".npy")
         np.save(path, {0: np.zeros((9, 13)), 4: np.zeros((9, 12))}, allow_pickle=True)
-        return lambda: load_probs(path, allow_pickle=True)
-    return lambda: load_cams(path)
+        return lambda: load_probs(path, NUM_CLASSES, allow_pickle=True)
+    return lambda: load_cams(path, NUM_OBJECT_CLASSES)
 
 
 @pytest.mark.parametrize("defect", ["not_a_zip", "truncated", "bad_crc", "bare_npy", "keys_not_numbers",
@@ -586,7 +587,7 @@ def test_pickled_cam_npy_is_refused_without_allow_pickle(irn_run, demo, tmp_path
     np.save(cam_dir / f"{bad}.npy", CreatesFile(marker), allow_pickle=True)  # an IRNet-style legacy CAM file
 
     with pytest.raises(ValueError, match="allow_pickle"):
-        load_cams(cam_dir / f"{bad}.npy")
+        load_cams(cam_dir / f"{bad}.npy", NUM_OBJECT_CLASSES)
     argv = gcn_argv(demo, work, write_list(tmp_path / "list.txt", val_names))
     assert exit_status(make_dataset.main, argv) == 1
     assert_one_failure(capsys.readouterr().err, work / "IRN4GCN/PARTIAL_PSEUDO_LABEL_DN", "make_dataset", bad,
@@ -603,7 +604,7 @@ def test_pickled_logit_npy_is_refused_without_allow_pickle(demo, gcn_copy, tmp_p
     np.save(logit_dir / f"{bad}.npy", CreatesFile(marker), allow_pickle=True)  # a WSGCN-style Logit file
 
     with pytest.raises(ValueError, match="allow_pickle"):
-        load_probs(logit_dir / f"{bad}.npy")
+        load_probs(logit_dir / f"{bad}.npy", NUM_CLASSES)
     argv = gcn_argv(demo, work, write_list(tmp_path / "list.txt", val_names), "--overwrite", "True")
     assert exit_status(CRF.main, argv) == 1
     assert_one_failure(capsys.readouterr().err, crf_label, "CRF", bad, "--allow_pickle", logit_dir / f"{bad}.npy")
@@ -639,8 +640,8 @@ def test_train_sh_without_the_data_set_stops_with_one_line(tmp_path):
     out = subprocess.run(["bash", str(root / "train.sh")], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        f"run_sample.py: error: no VOC data set at {tmp_path / 'VOC2012'}: {tmp_path / 'VOC2012/JPEGImages'} is "
-        f"missing (set --voc12_root, or VOC12_ROOT for train.sh)"]
+        f"run_sample.py: error: no voc12 data set at {tmp_path / 'VOC2012'}: {tmp_path / 'VOC2012/JPEGImages'} is "
+        f"missing (set --data_root, or DATA_ROOT for train.sh)"]
     assert "GCN stage" not in out.stdout
 
 

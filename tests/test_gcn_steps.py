@@ -9,8 +9,8 @@ from GCN import CRF, make_dataset
 from GCN import train as gcn_train
 from wsgcn.infra.io import load_label_png, save_label_png
 from wsgcn.infra.layout import strided_size
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import load_probs
-from wsgcn.seg.voc import read_image_list
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +54,12 @@ def test_gcn_and_crf_outputs(gcn_run):
         size = voc.load_image(name).shape[:2]
         expected_keys = sorted(classes_of(voc, name))
         label = load_label_png(work / "GCN4DeepLab/Label" / f"{name}.png")
-        keys, prob = load_probs(work / "GCN4DeepLab/Logit" / f"{name}.npz", image_size=size)
+        keys, prob = load_probs(work / "GCN4DeepLab/Logit" / f"{name}.npz", voc.num_classes, image_size=size)
         assert label.shape == size and set(np.unique(label).tolist()) <= set(expected_keys)
         assert keys.tolist() == expected_keys and prob.dtype == np.float32 and (prob >= 0).all()
         np.testing.assert_array_equal(label, keys[prob.argmax(0)])  # the label is the argmax of the Logit
         crf_label = load_label_png(work / "GCN4DeepLab/CRF_Label" / f"{name}.png")
-        crf_keys, q = load_probs(work / "GCN4DeepLab/CRF_Logit" / f"{name}.npz", image_size=size)
+        crf_keys, q = load_probs(work / "GCN4DeepLab/CRF_Logit" / f"{name}.npz", voc.num_classes, image_size=size)
         assert crf_keys.tolist() == expected_keys
         np.testing.assert_allclose(q.sum(0), 1, atol=1e-4)
         np.testing.assert_array_equal(crf_label, crf_keys[q.argmax(0)])
@@ -72,8 +72,8 @@ def test_results_do_not_depend_on_list_order(gcn_run, tmp_path):
     argv, other = isolated_argv(argv, work, tmp_path, reversed_list)
     gcn_train.main(argv)
     for name in names[1:]:
-        np.testing.assert_array_equal(load_probs(other / "GCN4DeepLab/Logit" / f"{name}.npz")[1],
-                                      load_probs(work / "GCN4DeepLab/Logit" / f"{name}.npz")[1])
+        np.testing.assert_array_equal(load_probs(other / "GCN4DeepLab/Logit" / f"{name}.npz", voc.num_classes)[1],
+                                      load_probs(work / "GCN4DeepLab/Logit" / f"{name}.npz", voc.num_classes)[1])
 
 
 def test_predictions_restricted_to_image_classes():
@@ -96,7 +96,7 @@ def test_image_without_labelled_node_gets_background_and_a_warning(gcn_run, tmp_
     with pytest.warns(UserWarning, match=f"{name}: no node carries a partial label"):
         gcn_train.main(argv)
     assert (load_label_png(other / "GCN4DeepLab/Label" / f"{name}.png") == 0).all()
-    keys, prob = load_probs(other / "GCN4DeepLab/Logit" / f"{name}.npz")
+    keys, prob = load_probs(other / "GCN4DeepLab/Logit" / f"{name}.npz", voc.num_classes)
     assert (prob[0] == 1).all() and (prob[1:] == 0).all()
 
 

@@ -8,8 +8,9 @@ from IRN import import_cams
 from wsgcn.infra.io import load_npz
 from wsgcn.infra.layout import strided_size
 from wsgcn.seg.cams import cam_argmax
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import load_cams
-from wsgcn.seg.voc import VOC12, read_image_list
+from wsgcn.seg.voc import NUM_OBJECT_CLASSES, VOC12
 
 
 def status(argv):
@@ -77,7 +78,7 @@ def test_npz_with_other_names_background_plane_and_unnormalised_scores(setup):
     argv = argv[:argv.index("--list")] + ["--list", str(lst)] + argv[argv.index("--list") + 2:]
     assert status(argv + ["--keys_key", "labels", "--high_res_key", "maps", "--cam_key", "",
                           "--keys_include_background", "True"]) == 0
-    cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", image_size=size)
+    cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", NUM_OBJECT_CLASSES, image_size=size)
     np.testing.assert_array_equal(cams["classes"], classes[name])
     np.testing.assert_allclose(cams["high_res"], scores[1:] / (scores[1:].max(axis=(1, 2), keepdims=True) + 1e-5),
                                rtol=1e-6)
@@ -105,7 +106,7 @@ def test_derived_cam_matches_make_cams_own(irn_run):
     _, work, _ = irn_run
     errors, agreement = [], []
     for path in sorted((work / "IRN4GCN/CAM").glob("*.npz")):
-        cams = load_cams(path)
+        cams = load_cams(path, NUM_OBJECT_CLASSES)
         derived = import_cams.strided_cam(cams["high_res"])
         errors.append(np.abs(derived - cams["cam"]).mean())
         agreement.append((cam_argmax(derived, 0.15) == cam_argmax(cams["cam"], 0.15)).mean())

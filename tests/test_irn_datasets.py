@@ -5,7 +5,7 @@ from PIL import Image
 
 from IRN.datasets import AffinityDataset, MultiScaleDataset, normalize, random_crop_box, rescale
 from wsgcn.seg.affinity import PathIndex
-from wsgcn.seg.datasets import crop_into
+from wsgcn.seg.augment import crop_into
 
 
 def test_rescale_is_pils_resize_to_the_rounded_size():

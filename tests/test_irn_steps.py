@@ -11,8 +11,9 @@ from IRN.step.make_cam import compute_cams
 from IRN.step.make_sem_seg_labels import canvas_size
 from wsgcn.infra.io import load_label_png, load_npz
 from wsgcn.infra.layout import strided_size
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import load_cams
-from wsgcn.seg.voc import VOC12, read_image_list
+from wsgcn.seg.voc import VOC12
 
 
 def test_cam_files(irn_run, demo_root):
@@ -20,7 +21,7 @@ def test_cam_files(irn_run, demo_root):
     names = read_image_list(demo_root / "train.txt") + read_image_list(demo_root / "val.txt")
     for name in names:  # CAMs for the training list and the infer list
         image = voc.load_image(name)
-        cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", image_size=image.shape[:2])
+        cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", voc.num_object_classes, image_size=image.shape[:2])
         assert cams["classes"].tolist() == np.flatnonzero(voc.class_labels(name)).tolist()
         assert cams["cam"].shape[1:] == strided_size(image.shape[:2], 4)
         for maps in (cams["cam"], cams["high_res"]):

@@ -20,6 +20,7 @@ from wsgcn.seg.metrics import (
     write_confusion_csv,
     write_scores_json,
 )
+from wsgcn.seg.voc import CLASS_NAMES, NUM_CLASSES
 
 GT = np.array([[0, 0, 1], [1, 255, 2]])
 PRED = np.array([[0, 1, 1], [2, 0, 2]])
@@ -42,9 +43,9 @@ def test_absent_classes_are_skipped_but_false_positives_count():
     # 21 classes; truth holds 0 and 5, prediction adds 7 (a false positive, IoU 0).
     gt = np.array([0, 0, 5, 5])
     pred = np.array([0, 0, 5, 7])
-    iou = class_iou(confusion_matrix(gt, pred))
+    iou = class_iou(confusion_matrix(gt, pred, NUM_CLASSES))
     assert np.isnan(iou[1]) and iou[7] == 0
-    assert mean_iou(confusion_matrix(gt, pred)) == pytest.approx((1 + 0.5 + 0) / 3)
+    assert mean_iou(confusion_matrix(gt, pred, NUM_CLASSES)) == pytest.approx((1 + 0.5 + 0) / 3)
 
 
 def test_a_255_prediction_is_background_and_other_values_outside_the_classes_are_refused():
@@ -60,7 +61,7 @@ def test_a_255_prediction_is_background_and_other_values_outside_the_classes_are
 
 
 def test_table_ends_with_miou():
-    table = format_iou_table(confusion_matrix(GT, PRED))
+    table = format_iou_table(confusion_matrix(GT, PRED, NUM_CLASSES), CLASS_NAMES)
     assert table.splitlines()[-1] == "mIoU: 44.44"
     assert "pixel acc." in table and "aeroplane" in table
 
@@ -72,20 +73,26 @@ def test_evaluate_label_maps(tmp_path):
     save_label_png(pred_dir / "a.png", np.array([[0, 1], [0, 1]], np.uint8))  # half size
     save_label_png(pred_dir / "b.png", np.array([[2, 2], [0, 0]], np.uint8))
     with pytest.raises(ValueError, match="a.png.*2x2.*4x4.*--upsample"):
-        evaluate_label_maps(pred_dir, gt_dir, ["a", "b"])
-    conf = evaluate_label_maps(pred_dir, gt_dir, ["a", "b"], upsample=True)
+        evaluate_label_maps(pred_dir, gt_dir, ["a", "b"], NUM_CLASSES)
+    conf = evaluate_label_maps(pred_dir, gt_dir, ["a", "b"], NUM_CLASSES, upsample=True)
     assert conf[0, 0] == 8 + 1 and conf[1, 1] == 8 and conf[2, 2] == 2 and conf[2, 0] == 1
     assert conf.sum() == 20
     # A larger prediction is never upsampled.
     save_label_png(pred_dir / "b.png", np.zeros((3, 3), np.uint8))
     with pytest.raises(ValueError, match="b.png"):
-        evaluate_label_maps(pred_dir, gt_dir, ["b"], upsample=True)
+        evaluate_label_maps(pred_dir, gt_dir, ["b"], NUM_CLASSES, upsample=True)
     with pytest.raises(FileNotFoundError, match="2 of 3 predictions missing.*c, d"):
-        evaluate_label_maps(pred_dir, gt_dir, ["a", "c", "d"])
+        evaluate_label_maps(pred_dir, gt_dir, ["a", "c", "d"], NUM_CLASSES)
     # A prediction without ground truth: one error naming the images, before any is read.
     save_label_png(pred_dir / "c.png", np.zeros((2, 2), np.uint8))
     with pytest.raises(FileNotFoundError, match="1 of 2 ground-truth label maps missing in .*gt: c$"):
-        evaluate_label_maps(pred_dir, gt_dir, ["a", "c"])
+        evaluate_label_maps(pred_dir, gt_dir, ["a", "c"], NUM_CLASSES)
+    # The ground truth as a function name -> path (a data set's gt_path): the same counts, the same errors.
+    save_label_png(pred_dir / "b.png", np.array([[2, 2], [0, 0]], np.uint8))
+    gt_path = lambda name: gt_dir / f"{name}.png"  # noqa: E731
+    np.testing.assert_array_equal(evaluate_label_maps(pred_dir, gt_path, ["a", "b"], NUM_CLASSES, upsample=True), conf)
+    with pytest.raises(FileNotFoundError, match="1 of 2 ground-truth label maps missing in .*gt: c$"):
+        evaluate_label_maps(pred_dir, gt_path, ["a", "c"], NUM_CLASSES)
 
 
 def read_csv(path):
@@ -99,7 +106,7 @@ def test_confusion_csv(tmp_path):
     assert read_csv(tmp_path / "c.csv") == [["gt\\pred", "bg", "a", "b"], ["bg", "1", "1", "0"],
                                             ["a", "0", "1", "1"], ["b", "0", "0", "1"]]
     with pytest.raises(ValueError, match="d.csv.*does not fit 21 classes"):
-        write_confusion_csv(tmp_path / "d.csv", conf)
+        write_confusion_csv(tmp_path / "d.csv", conf, CLASS_NAMES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]  # no temporary file left behind
 
 
@@ -112,7 +119,7 @@ def test_class_iou_table_and_csv(tmp_path):
                                               ["a", "33.33", "100.00"], ["b", "50.00", "100.00"],
                                               ["mIoU", "44.44", "100.00"]]
     # A class absent from truth and prediction is an empty cell, not 0.
-    write_class_iou_csv(tmp_path / "iou21.csv", [("A", confusion_matrix(GT, PRED))])
+    write_class_iou_csv(tmp_path / "iou21.csv", [("A", confusion_matrix(GT, PRED, NUM_CLASSES))], CLASS_NAMES)
     written = read_csv(tmp_path / "iou21.csv")
     assert len(written) == 23 and written[4] == ["bird", ""] and written[-1] == ["mIoU", "44.44"]
 
@@ -142,7 +149,7 @@ def test_protocol_scores_skip_absent_classes():
     # 21 classes; truth holds 0 and 5, prediction adds 7.
     # class 5: TP 1, gt 2, pred 1, union 2: FP 0, FN 1/2, precision 1, recall 1/2
     # class 7: TP 0, gt 0, pred 1, union 1: FP 1, FN 0, precision 0, recall undefined
-    s = class_scores(confusion_matrix(np.array([0, 0, 5, 5]), np.array([0, 0, 5, 7])))
+    s = class_scores(confusion_matrix(np.array([0, 0, 5, 5]), np.array([0, 0, 5, 7]), NUM_CLASSES))
     assert s["precision"][5] == 1 and s["recall"][5] == 0.5 and s["fp"][5] == 0 and s["fn"][5] == 0.5
     assert s["precision"][7] == 0 and np.isnan(s["recall"][7]) and s["fp"][7] == 1 and s["fn"][7] == 0
     assert all(np.isnan(s[key][1]) for key in ("iou", "precision", "recall", "fp", "fn"))
@@ -181,13 +188,13 @@ def test_protocol_table():
     assert table[4:] == ["pixel acc.       60.00", "FP background     0.00", "FN background    50.00",
                          "FP objects       41.67", "FN objects       16.67", "mIoU: 44.44"]
     # Undefined figures are dashes; the last line is still the mIoU.
-    table = format_iou_table(confusion_matrix(GT, PRED), protocol=True).splitlines()
+    table = format_iou_table(confusion_matrix(GT, PRED, NUM_CLASSES), CLASS_NAMES, protocol=True).splitlines()
     assert table[4].split() == ["bird", "-", "-", "-", "-", "-"] and table[-1] == "mIoU: 44.44"
 
 
 def test_scores_json(tmp_path):
-    conf = confusion_matrix(GT, PRED)
-    write_scores_json(tmp_path / "s.json", conf, 2, pred="P")
+    conf = confusion_matrix(GT, PRED, NUM_CLASSES)
+    write_scores_json(tmp_path / "s.json", conf, 2, CLASS_NAMES, pred="P")
     record = json.loads((tmp_path / "s.json").read_text())
     assert record["pred"] == "P" and record["images"] == 2
     assert record["miou"] == pytest.approx(4 / 9) and record["pixel_accuracy"] == pytest.approx(3 / 5)
@@ -200,7 +207,7 @@ def test_scores_json(tmp_path):
                                     "fp": None, "fn": None}  # absent: null, as JSON has no NaN
     assert record["confusion"] == conf.tolist()
     with pytest.raises(ValueError, match="t.json.*does not fit 21 classes"):
-        write_scores_json(tmp_path / "t.json", confusion_matrix(GT, PRED, num_classes=3), 1)
+        write_scores_json(tmp_path / "t.json", confusion_matrix(GT, PRED, num_classes=3), 1, CLASS_NAMES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]  # no temporary file left behind
 
 

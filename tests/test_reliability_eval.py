@@ -19,8 +19,9 @@ from wsgcn.infra.io import save_label_png
 from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.per_image import StepFailed
 from wsgcn.seg.cams import cam_confusion
+from wsgcn.seg.dataset import load_cls_label_table, read_image_list
 from wsgcn.seg.metrics import evaluate_label_maps, format_iou_table
-from wsgcn.seg.voc import VOC12, load_cls_label_table, read_image_list
+from wsgcn.seg.voc import NUM_OBJECT_CLASSES, VOC12
 
 PERSON = 15  # VOC label; object-class index 14
 
@@ -42,8 +43,8 @@ def tiny_voc(tmp_path, gts, image_sizes=None):
 
 def run_eval(capsys, voc, pred_dir, image_list, *extra):
     """eval.py in this process: (exit status, stdout, stderr)."""
-    status = eval_script.main(["--pred", str(pred_dir), "--gt", str(voc.gt_dir), "--list", str(image_list),
-                               *map(str, extra)])
+    status = eval_script.main(["--pred", str(pred_dir), "--data_root", str(voc.root), "--list", str(image_list),
+                               *map(str, extra)])  # --gt '': the data set's ground truth
     out = capsys.readouterr()
     return status, out.out, out.err
 
@@ -124,11 +125,11 @@ def test_a_list_naming_an_image_twice_is_refused_with_both_line_numbers(tmp_path
 def test_label_table_naming_an_image_twice_with_other_classes_is_refused(tmp_path):
     table = tmp_path / "cls_labels.txt"
     table.write_text("a 0 3\nb 14\nc 7\na 3 0\n")  # a twice with the same classes: accepted
-    labels = load_cls_label_table(table)
+    labels = load_cls_label_table(table, NUM_OBJECT_CLASSES)
     assert sorted(labels) == ["a", "b", "c"] and np.flatnonzero(labels["a"]).tolist() == [0, 3]
     table.write_text("a 0 3\nb 14\n\na 3\n")
     with pytest.raises(ValueError) as error:
-        load_cls_label_table(table)
+        load_cls_label_table(table, NUM_OBJECT_CLASSES)
     assert str(error.value) == f"{table}:1 and {table}:4 give image a different classes"
 
 
@@ -159,8 +160,8 @@ def test_run_sample_goes_on_after_make_cam_failed_some_images_and_eval_scores_th
     assert exit_status(run_sample.main, argv) == 1  # today: 2, eval_cam stopped the run
     out = capsys.readouterr()
     voc = VOC12(demo / "VOC2012")
-    cam_table = format_iou_table(cam_confusion(work.cam, voc, good, 0.15))
-    sem_seg_table = format_iou_table(evaluate_label_maps(work.sem_seg, voc.gt_dir, good))
+    cam_table = format_iou_table(cam_confusion(work.cam, voc, good, 0.15), voc.classes)
+    sem_seg_table = format_iou_table(evaluate_label_maps(work.sem_seg, voc.gt_path, good, voc.num_classes), voc.classes)
     assert f"eval_cam: 2 of 3 images (1 without CAM, listed below), background score 0.15\n{cam_table}\n" in out.out
     assert (f"eval_sem_seg: 2 of 3 images (1 without prediction, listed below), random-walk labels {work.sem_seg}\n"
             f"{sem_seg_table}\n") in out.out
@@ -187,7 +188,7 @@ def test_eval_cam_blames_a_ground_truth_of_another_size(tmp_path, capsys):
     with pytest.raises(StepFailed, match="scored 1 of 2 images; 1 failed"):
         eval_cam.run(cfg)
     out = capsys.readouterr()
-    table = format_iou_table(cam_confusion(work.cam, voc, ["a"], 0.25))
+    table = format_iou_table(cam_confusion(work.cam, voc, ["a"], 0.25), voc.classes)
     assert table.endswith("mIoU: 100.00")
     assert out.out == f"eval_cam: 1 of 2 images (1 failed, listed below), background score 0.25\n{table}\n"
     assert out.err == f"eval_cam: b: {blame}\n"  # not the CAM, which fits its image

@@ -12,7 +12,6 @@ import errno
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,17 +20,18 @@ import numpy as np
 import pytest
 import torch
 from conftest import read_scalars
-from test_failures import copy_demo, copy_irn_outputs, exit_status, gcn_argv, irn_argv, lines_naming, write_list
+from test_failures import copy_demo, copy_irn_outputs, exit_status, gcn_argv, irn_argv, write_list
 
 from GCN import CRF
 from GCN import train as gcn_train
 from IRN import import_cams, run_sample
 from wsgcn.infra import io as wsgcn_io
 from wsgcn.infra.checkpoint import load_error_summary, read_state_dict
-from wsgcn.infra.io import EnvironmentFault, prepare_outputs, save_npz, save_torch
+from wsgcn.infra.io import EnvironmentFault, prepare_outputs, save_torch
 from wsgcn.infra.tensorboard import ScalarLog
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import load_cams
-from wsgcn.seg.voc import read_image_list
+from wsgcn.seg.voc import NUM_OBJECT_CLASSES
 
 # ---------------------------------------------------------------- helpers and fixtures
 
@@ -260,7 +260,7 @@ def test_changing_an_images_classes_in_the_label_table_redoes_its_cam(irn_run, d
 
     assert exit_status(run_sample.main, argv) == 0
     assert "already done" not in capsys.readouterr().err
-    assert load_cams(work / "IRN4GCN/CAM" / f"{names[0]}.npz")["classes"].tolist() == [new_class]
+    assert load_cams(work / "IRN4GCN/CAM" / f"{names[0]}.npz", NUM_OBJECT_CLASSES)["classes"].tolist() == [new_class]
 
 
 # ---------------------------------------------------------------- 8. debris of a killed run
@@ -322,7 +322,7 @@ def test_a_one_pixel_wide_image_gets_its_cam(irn_run, demo, tmp_path, size):
     work = tmp_path / "work"
     argv = irn_argv(irn_run, demo, work, write_list(tmp_path / "list.txt", [name]), {"make_cam"})
     assert exit_status(run_sample.main, argv) == 0
-    cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", image_size=size)
+    cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", NUM_OBJECT_CLASSES, image_size=size)
     assert cams["high_res"].shape[1:] == size and np.isfinite(cams["high_res"]).all()
 
 

@@ -20,7 +20,7 @@ from wsgcn.demo_data import make_demo_dataset
 from wsgcn.infra.io import load_label_png, save_label_png
 from wsgcn.infra.per_image import Failures
 from wsgcn.infra.screening import MAX_BAD_SHARE, image_size_of, screen_training_list
-from wsgcn.seg.voc import read_image_list
+from wsgcn.seg.dataset import read_image_list
 
 BAD = "demo_000005"  # the image each case spoils
 

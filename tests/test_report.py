@@ -4,8 +4,9 @@ import numpy as np
 from wsgcn import report
 from wsgcn.infra.io import load_label_png, save_label_png
 from wsgcn.infra.layout import WorkDir
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.metrics import evaluate_label_maps, summary_line
-from wsgcn.seg.voc import read_image_list
+from wsgcn.seg.voc import NUM_CLASSES
 
 
 def test_stage2_rows_and_the_ratio_to_the_upper_bound(demo_root, tmp_path, capsys):
@@ -36,7 +37,7 @@ def test_stage2_rows_and_the_ratio_to_the_upper_bound(demo_root, tmp_path, capsy
     (out / "Label" / f"{names[0]}.png").unlink()
     assert report.main(argv + ["--upper_bound", str(tmp_path / "gt_net")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    three = evaluate_label_maps(out / "Label", demo_root / "VOC2012/SegmentationClassAug", names[1:])
+    three = evaluate_label_maps(out / "Label", demo_root / "VOC2012/SegmentationClassAug", names[1:], NUM_CLASSES)
     assert lines[2] == summary_line("DeepLab", three, 22)
     assert lines[5:] == [f"DeepLab: 3 of 4 images (1 without labels: {names[0]})",
                          "DeepLab on the pseudo labels / on the ground truth: not computed, the two rows score "

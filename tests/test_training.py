@@ -13,7 +13,7 @@ from wsgcn.infra.training import (
     train_loader,
     train_steps,
 )
-from wsgcn.seg.datasets import SeededDataset
+from wsgcn.seg.augment import SeededDataset
 
 
 class Regression(SeededDataset):

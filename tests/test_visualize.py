@@ -10,8 +10,9 @@ from wsgcn.infra.io import load_label_png, save_label_png, save_npz
 from wsgcn.infra.layout import WorkDir, strided_size
 from wsgcn.plots import LEGEND_ROW_PX, PANEL_GAP_PX, TITLE_PX, colour_labels, panel_row_size
 from wsgcn.seg.cams import cam_label_map
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.metrics import class_iou, confusion_matrix, mean_iou
-from wsgcn.seg.voc import CLASS_NAMES, VOC12, read_image_list
+from wsgcn.seg.voc import CLASS_NAMES, VOC12
 
 PANEL = 96  # panel width in pixels in these tests (small, so that drawing is fast)
 
@@ -122,7 +123,7 @@ def test_class_iou_csv_equals_the_metric(work_dir):
                 pred = cam_label_map(cams["high_res"], cams["keys"], 0.15)
             else:
                 pred = load_label_png(getattr(work, folders[stage]) / f"{name}.png")
-            conf += confusion_matrix(gt, pred)
+            conf += confusion_matrix(gt, pred, voc.num_classes)
         expected = 100 * np.append(class_iou(conf), mean_iou(conf))
         written = np.array([float(r[column]) if r[column] else np.nan for r in rows[1:]])
         np.testing.assert_allclose(written, expected, atol=0.005)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsgcn.seg.voc import CAT_LIST, CLASS_NAMES, VOC12, load_cls_label_table, read_annotation_labels, read_image_list
+from wsgcn.seg.dataset import load_cls_label_table, read_annotation_labels, read_image_list
+from wsgcn.seg.voc import CAT_LIST, CLASS_NAMES, NUM_OBJECT_CLASSES, VOC12
 
 SHARED_LISTS = Path(__file__).resolve().parents[1] / "Data" / "VOC12"
 
@@ -53,7 +54,7 @@ def test_shipped_voc_lists():
     assert len(read_image_list(SHARED_LISTS / "train.txt")) == 1464
     assert len(read_image_list(SHARED_LISTS / "val.txt")) == 1449
     assert len(read_image_list(SHARED_LISTS / "train_aug.txt")) == 10582
-    table = load_cls_label_table(SHARED_LISTS / "cls_labels.txt")
+    table = load_cls_label_table(SHARED_LISTS / "cls_labels.txt", NUM_OBJECT_CLASSES)
     assert np.flatnonzero(table["2007_000032"]).tolist() == [0, 14]  # aeroplane, person
     assert all(name in table for name in read_image_list(SHARED_LISTS / "train_aug.txt"))
 
@@ -61,20 +62,20 @@ def test_shipped_voc_lists():
 def test_label_table_rejects_bad_index(tmp_path):
     (tmp_path / "t.txt").write_text("a 0 3\nb 20\n")
     with pytest.raises(ValueError, match="t.txt:2.*20"):
-        load_cls_label_table(tmp_path / "t.txt")
+        load_cls_label_table(tmp_path / "t.txt", NUM_OBJECT_CLASSES)
     np.save(tmp_path / "t.npy", {"a": np.ones(20)}, allow_pickle=True)
     with pytest.raises(ValueError, match="allow_pickle"):
-        load_cls_label_table(tmp_path / "t.npy")
-    assert load_cls_label_table(tmp_path / "t.npy", allow_pickle=True)["a"].sum() == 20
+        load_cls_label_table(tmp_path / "t.npy", NUM_OBJECT_CLASSES)
+    assert load_cls_label_table(tmp_path / "t.npy", NUM_OBJECT_CLASSES, allow_pickle=True)["a"].sum() == 20
 
 
 def test_annotation_labels(voc_root):
-    labels = read_annotation_labels(voc_root / "Annotations" / "good.xml")
+    labels = read_annotation_labels(voc_root / "Annotations" / "good.xml", CAT_LIST)
     assert np.flatnonzero(labels).tolist() == [CAT_LIST.index("dog"), CAT_LIST.index("person")]
     assert labels.dtype == np.float32 and labels.shape == (20,)
     write_annotation(voc_root / "Annotations" / "odd.xml", ["unicorn"])
     with pytest.raises(ValueError, match="odd.xml.*unicorn"):
-        read_annotation_labels(voc_root / "Annotations" / "odd.xml")
+        read_annotation_labels(voc_root / "Annotations" / "odd.xml", CAT_LIST)
 
 
 def test_voc12_reading_and_errors(voc_root, tmp_path):

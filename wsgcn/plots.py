@@ -10,8 +10,8 @@ import math
 import numpy as np
 
 from wsgcn.infra.io import atomic_path, voc_colormap
+from wsgcn.seg.dataset import IGNORE_INDEX
 from wsgcn.seg.metrics import class_iou_table, mean_iou
-from wsgcn.seg.voc import CLASS_NAMES, IGNORE_INDEX
 
 DPI = 100
 # The row of panels, in pixels: each panel is a cell PANEL_PX wide holding the picture with
@@ -39,11 +39,11 @@ def pyplot():
     return plt
 
 
-def label_name(label):
+def label_name(label, class_names):
     """Legend text of a label value: its class name, ``ignore`` for 255, else the number."""
     label = int(label)
-    if label < len(CLASS_NAMES):
-        return CLASS_NAMES[label]
+    if label < len(class_names):
+        return class_names[label]
     return "ignore" if label == IGNORE_INDEX else str(label)
 
 
@@ -89,12 +89,13 @@ def panel_row_size(image_size, num_panels, num_legend_entries, panel_px=PANEL_PX
     return num_panels * panel_px, height
 
 
-def plot_panel_row(path, panels, legend_labels, panel_px=PANEL_PX):
+def plot_panel_row(path, panels, legend_labels, class_names, panel_px=PANEL_PX):
     """One row of titled panels side by side, with a legend of label colours below; writes ``path``.
 
     panels: list of (title, picture): an (H, W, 3) uint8 RGB picture, all of one size, or
         ``None`` for a missing one, drawn grey.
-    legend_labels: label values (class indices, 255 = ignore) to list with their colour swatch.
+    legend_labels: label values (class indices, 255 = ignore) to list with their colour swatch,
+        named from ``class_names``.
     The picture's size is :func:`panel_row_size`.
     """
     from matplotlib.patches import Patch
@@ -119,7 +120,7 @@ def plot_panel_row(path, panels, legend_labels, panel_px=PANEL_PX):
             spine.set(color="0.6", linewidth=0.6)
     if legend_labels:
         handles = [Patch(facecolor=LABEL_COLOURS[int(v)] / 255, edgecolor="black", linewidth=0.5,
-                         label=label_name(v)) for v in legend_labels]
+                         label=label_name(v, class_names)) for v in legend_labels]
         strip = (height - TITLE_PX - inner_h - 2 * PANEL_GAP_PX) / height
         fig.legend(handles=handles, loc="center", bbox_to_anchor=(0, 0, 1, strip), frameon=False,
                    ncol=min(len(handles), len(panels)), fontsize=9, handlelength=1.5, borderpad=0.2,
@@ -127,7 +128,7 @@ def plot_panel_row(path, panels, legend_labels, panel_px=PANEL_PX):
     save_figure(fig, path, dpi=DPI)
 
 
-def plot_confusion(path, conf, title, class_names=CLASS_NAMES):
+def plot_confusion(path, conf, title, class_names):
     """The row-normalised confusion matrix as a heat map; writes ``path``.
 
     conf: (C, C) pixel counts, rows = ground truth, columns = prediction.  Each cell shows the
@@ -158,7 +159,7 @@ def plot_confusion(path, conf, title, class_names=CLASS_NAMES):
     save_figure(fig, path, dpi=DPI)
 
 
-def plot_class_iou(path, rows, title, class_names=CLASS_NAMES):
+def plot_class_iou(path, rows, title, class_names):
     """Grouped bars of per-class IoU (%) and the mIoU, one bar per stage; writes ``path``.
 
     rows: list of (stage, (C, C) confusion matrix).  Classes absent from the ground truth and

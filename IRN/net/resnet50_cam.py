@@ -1,7 +1,5 @@
 """The CAM network (docs/method.md §1-2): ResNet-50 (output stride 16) + global average pooling + a
 bias-free 1x1 conv to the 20 object classes."""
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from IRN.net.resnet50 import resnet50, stem

@@ -4,7 +4,6 @@ Module names and layouts follow IRNet's ``net/resnet50_irn.py`` so that its publ
 ``res50_irn.pth`` (and WSGCN's) load as they are.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from IRN.net.resnet50 import resnet50, stem

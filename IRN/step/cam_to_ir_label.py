@@ -13,8 +13,8 @@ from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.seg.cams import cam_argmax, labels_with_background
 from wsgcn.seg.crf import CRFParams, crf_label_map
+from wsgcn.seg.dataset import IGNORE_INDEX, read_image_list
 from wsgcn.seg.scores import find_score_file, load_cams
-from wsgcn.seg.voc import IGNORE_INDEX, VOC12, read_image_list
 
 IR_LABEL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
                          iterations=10)
@@ -35,9 +35,10 @@ def combine_confident_maps(fg_conf, bg_conf):
     return ir_label
 
 
-def make_ir_label(cfg, voc, work, name):
-    image = voc.load_image(name)
-    cams = load_cams(find_score_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, image.shape[:2])
+def make_ir_label(cfg, data, work, name):
+    image = data.load_image(name)
+    cams = load_cams(find_score_file(work.cam, name, cfg.allow_pickle), data.num_object_classes, cfg.allow_pickle,
+                     image.shape[:2])
     fg_conf = confident_labels(image, cams["high_res"], cams["classes"], cfg.conf_fg_thres)
     bg_conf = confident_labels(image, cams["high_res"], cams["classes"], cfg.conf_bg_thres)
     save_label_png(work.ir_label / f"{name}.png", combine_confident_maps(fg_conf, bg_conf))
@@ -50,9 +51,9 @@ def output_places(cfg):
 
 
 def run(cfg):
-    voc, work = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle), WorkDir(cfg.work_dir)
+    data, work = cfg.data_set(), WorkDir(cfg.work_dir)
     prepare_outputs(*output_places(cfg))
-    job = functools.partial(make_ir_label, cfg, voc, work)
+    job = functools.partial(make_ir_label, cfg, data, work)
     failures = Failures("cam_to_ir_label", work.ir_label)
     names = pending_images(read_image_list(cfg.train_list), lambda name: [work.ir_label / f"{name}.png"],
                            lambda name: [find_score_file(work.cam, name, cfg.allow_pickle)], cfg.overwrite, failures)

@@ -11,8 +11,8 @@ import numpy as np
 from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.per_image import INPUT_ERRORS, StepFailed
 from wsgcn.seg.cams import cam_scores
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.metrics import format_iou_table, mean_iou, summary_header, summary_line
-from wsgcn.seg.voc import VOC12, read_image_list
 
 
 def format_score(value):
@@ -40,12 +40,13 @@ def run(cfg):
     ones left out, and raise StepFailed: run_sample goes on with the later steps."""
     names = read_image_list(cfg.infer_list)
     thresholds = sorted(set(float(t) for t in np.atleast_1d(cfg.cam_eval_thres)))
-    confs, coverage = cam_scores(WorkDir(cfg.work_dir).cam, VOC12(cfg.voc12_root), names, thresholds,
+    data = cfg.data_set(labels=False)
+    confs, coverage = cam_scores(WorkDir(cfg.work_dir).cam, data, names, thresholds,
                                  cfg.allow_pickle, keep_going=INPUT_ERRORS)
     if len(thresholds) == 1:
         print(f"eval_cam: {coverage.count()}, background score {thresholds[0]}")
         if coverage.scored:
-            print(format_iou_table(confs[0]))
+            print(format_iou_table(confs[0], data.classes))
     else:
         print(f"eval_cam: {coverage.count()}, {len(thresholds)} background scores from {format_score(thresholds[0])} "
               f"to {format_score(thresholds[-1])}; FP and FN are the object classes' means")

@@ -14,7 +14,7 @@ from wsgcn.infra.io import prepare_outputs, save_npz
 from wsgcn.infra.layout import WorkDir, strided_size
 from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.infra.runtime import resolve_device
-from wsgcn.seg.voc import VOC12, read_image_list
+from wsgcn.seg.dataset import read_image_list
 
 
 @torch.no_grad()
@@ -55,13 +55,13 @@ def output_places(cfg):
 def run(cfg):
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
-    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
-    model = load_cam_net(work / cfg.cam_weights_name).to(device).eval()
+    data = cfg.data_set()
+    model = load_cam_net(work / cfg.cam_weights_name, num_classes=data.num_object_classes).to(device).eval()
     prepare_outputs(*output_places(cfg))
     failures = Failures("make_cam", work.cam)
     names = pending_images(cam_image_names(cfg), lambda name: [work.cam / f"{name}.npz"],
-                           lambda name: [work / cfg.cam_weights_name, voc.labels_path(name)], cfg.overwrite, failures)
-    dataset = MultiScaleDataset(voc, names, cfg.cam_scales)
+                           lambda name: [work / cfg.cam_weights_name, data.labels_path(name)], cfg.overwrite, failures)
+    dataset = MultiScaleDataset(data, names, cfg.cam_scales)
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_cam", cfg.quiet, failures):
         with failures.guard(pack["name"]):
             classes = torch.nonzero(pack["label"])[:, 0]

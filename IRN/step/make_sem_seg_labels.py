@@ -17,8 +17,8 @@ from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.infra.runtime import resolve_device
 from wsgcn.seg.affinity import random_walk
 from wsgcn.seg.cams import labels_with_background
+from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import find_score_file, load_cams
-from wsgcn.seg.voc import VOC12, read_image_list
 
 INFER_RADIUS = 5
 
@@ -64,18 +64,19 @@ def output_places(cfg):
 def run(cfg):
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
-    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    data = cfg.data_set()
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
     prepare_outputs(*output_places(cfg))
     failures = Failures("make_sem_seg_labels", work.sem_seg)
     names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name),
                            lambda name: [work / cfg.irn_weights_name, find_score_file(work.cam, name, cfg.allow_pickle)],
                            cfg.overwrite, failures)
-    dataset = MultiScaleDataset(voc, names, scales=(1.0,))
+    dataset = MultiScaleDataset(data, names, scales=(1.0,))
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_sem_seg_labels", cfg.quiet, failures):
         name, size = pack["name"], pack["size"]
         with failures.guard(name):
-            cams = load_cams(find_score_file(work.cam, name, cfg.allow_pickle), cfg.allow_pickle, size)
+            cam_file = find_score_file(work.cam, name, cfg.allow_pickle)
+            cams = load_cams(cam_file, data.num_object_classes, cfg.allow_pickle, size)
             boundary, features = boundary_and_features(model, pack["img"][0].to(device), cfg.sem_seg_canvas_size)
             labels = random_walk_labels(torch.from_numpy(cams["cam"]).to(device), cams["classes"], boundary, size, cfg)
             save_npz(work.boundary / f"{name}.npz", boundary=boundary.cpu().numpy().astype(np.float32))

@@ -17,7 +17,7 @@ from wsgcn.infra.per_image import Failures
 from wsgcn.infra.runtime import resolve_device, worker_init_fn
 from wsgcn.infra.screening import check_labelled_image, screen_another_list, screen_training_list
 from wsgcn.infra.training import make_optimizer, resume_path, train_epochs, train_loader
-from wsgcn.seg.voc import VOC12, read_image_list
+from wsgcn.seg.dataset import read_image_list
 
 
 def validate(model, loader, device):
@@ -45,24 +45,24 @@ def run(cfg):
     step raises StepFailed after saving the weights; more than 5 % bad refuses the step."""
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
-    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    data = cfg.data_set()
     prepare_outputs(*output_places(cfg))
     failures = Failures("train_cam", work.logs / "train_cam")
-    check = functools.partial(check_labelled_image, voc)
+    check = functools.partial(check_labelled_image, data)
     listed = read_image_list(cfg.train_list)
     names = screen_training_list(listed, check, failures, cfg.num_workers, cfg.quiet, cfg.train_list)
-    dataset = ClassificationDataset(voc, names, cfg.cam_crop_size, cfg.cam_resize_long, seed=cfg.seed)
+    dataset = ClassificationDataset(data, names, cfg.cam_crop_size, cfg.cam_resize_long, seed=cfg.seed)
     loader = train_loader(dataset, cfg.cam_batch_size, cfg.num_workers, cfg.seed, device)
     val_loader = None
     if cfg.val_list:
         val_names = screen_another_list(read_image_list(cfg.val_list), listed, names, check, failures,
                                         cfg.num_workers, cfg.quiet, cfg.val_list)
-        val_set = ClassificationDataset(voc, val_names, cfg.cam_crop_size, cfg.cam_resize_long, seed=cfg.seed)
+        val_set = ClassificationDataset(data, val_names, cfg.cam_crop_size, cfg.cam_resize_long, seed=cfg.seed)
         val_loader = DataLoader(val_set, batch_size=cfg.cam_batch_size, num_workers=cfg.num_workers,
                                 worker_init_fn=worker_init_fn())
 
     torch.manual_seed(cfg.seed)
-    model = CAMNet(frozen_bn=cfg.cam_frozen_bn)
+    model = CAMNet(data.num_object_classes, frozen_bn=cfg.cam_frozen_bn)
     load_backbone_weights(model.resnet50, cfg.backbone_weights)
     model.to(device).train()
     net = distributed.wrap_ddp(model, device)

@@ -18,24 +18,25 @@ from wsgcn.infra.runtime import resolve_device, worker_init_fn
 from wsgcn.infra.screening import check_image, check_ir_label, screen_another_list, screen_training_list
 from wsgcn.infra.training import make_optimizer, resume_path, train_epochs, train_loader
 from wsgcn.seg.affinity import PathIndex
-from wsgcn.seg.voc import VOC12, read_image_list
+from wsgcn.seg.dataset import read_image_list
 
 TRAIN_RADIUS = 10
 
 
-def init_backbone(model, weights, work, cfg):
+def init_backbone(model, weights, work, cfg, num_object_classes):
     """IRNet's frozen backbone: ImageNet/file/none like the CAM network, or ``cam``: the
     trained CAM network's ResNet-50 (for training from scratch, where no ImageNet features exist)."""
     if weights == "cam":
-        model.resnet50.load_state_dict(load_cam_net(work / cfg.cam_weights_name).resnet50.state_dict())
+        cam_net = load_cam_net(work / cfg.cam_weights_name, num_classes=num_object_classes)
+        model.resnet50.load_state_dict(cam_net.resnet50.state_dict())
     else:
         load_backbone_weights(model.resnet50, weights)
 
 
 @torch.no_grad()
-def mean_displacement(model, voc, names, cfg, device):
+def mean_displacement(model, data, names, cfg, device):
     """Mean of the displacement field over top-left crops of the images (IRNet's mean shift)."""
-    dataset = TopLeftCropDataset(voc, names, cfg.irn_crop_size)
+    dataset = TopLeftCropDataset(data, names, cfg.irn_crop_size)
     loader = DataLoader(dataset, batch_size=cfg.irn_batch_size, num_workers=cfg.num_workers,
                         drop_last=len(dataset) >= cfg.irn_batch_size, worker_init_fn=worker_init_fn())
     model.eval()
@@ -57,7 +58,7 @@ def run(cfg):
     raises StepFailed after saving the weights; more than 5 % bad refuses the step."""
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
-    voc = VOC12(cfg.voc12_root, cfg.cls_labels or None, cfg.allow_pickle)
+    data = cfg.data_set()
     if cfg.irn_crop_size % 4:
         raise ValueError(f"--irn_crop_size {cfg.irn_crop_size} must be a multiple of 4 (the pair labels "
                          f"live on the crop reduced x0.25)")
@@ -70,18 +71,18 @@ def run(cfg):
     failures = Failures("train_irn", work.logs / "train_irn")
     listed = read_image_list(cfg.train_list)
     # images cam_to_ir_label failed are left out without counting towards the 5 % rule
-    names = screen_training_list(listed, functools.partial(check_ir_label, voc, work.ir_label), failures,
+    names = screen_training_list(listed, functools.partial(check_ir_label, data, work.ir_label), failures,
                                  cfg.num_workers, cfg.quiet, cfg.train_list, upstream=work.ir_label)
     # the mean shift reads the images only; an image left out of training is left out of it too
     mean_names = screen_another_list(read_image_list(cfg.infer_list), listed, names,
-                                     functools.partial(check_image, voc), failures, cfg.num_workers, cfg.quiet,
+                                     functools.partial(check_image, data), failures, cfg.num_workers, cfg.quiet,
                                      cfg.infer_list)
-    dataset = AffinityDataset(voc, names, work.ir_label, path_index, cfg.irn_crop_size, cfg.irn_rescale, seed=cfg.seed)
+    dataset = AffinityDataset(data, names, work.ir_label, path_index, cfg.irn_crop_size, cfg.irn_rescale, seed=cfg.seed)
     loader = train_loader(dataset, cfg.irn_batch_size, cfg.num_workers, cfg.seed, device)
 
     torch.manual_seed(cfg.seed)
     model = IRNet()
-    init_backbone(model, cfg.irn_backbone_weights, work, cfg)
+    init_backbone(model, cfg.irn_backbone_weights, work, cfg, data.num_object_classes)
     model.to(device).train()
     net = distributed.wrap_ddp(model, device)
     edge_params, dp_params = model.param_groups()
@@ -99,7 +100,7 @@ def run(cfg):
                           losses_of, cfg.quiet, state_path=resume_path(work / cfg.irn_weights_name),
                           resume=cfg.resume)
     if distributed.is_main():
-        model.mean_shift.running_mean.copy_(mean_displacement(model, voc, mean_names, cfg, device))
+        model.mean_shift.running_mean.copy_(mean_displacement(model, data, mean_names, cfg, device))
         save_checkpoint(model, work / cfg.irn_weights_name)
         final = f"final loss {losses['total']:.4f}, " if losses else ""
         print(f"train_irn: {len(loader) * cfg.irn_num_epoches} steps in {time.time() - start:.0f} s, {final}"

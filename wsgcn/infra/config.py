@@ -189,9 +189,6 @@ CAM_EVAL_THRES = 0.15  # background score at which CAMs become labels to score (
 class CommonConfig:
     """The settings every stage has: where the data and outputs are, and how to run."""
     work_dir: str = field("Data", "every input and output is under this folder (see wsgcn/infra/layout.py)")
-    voc12_root: str = field("Data/VOC12/VOC2012", "VOC-format data set: JPEGImages, SegmentationClassAug, Annotations")
-    cls_labels: str = field("", "image-level label table (name idx idx ...); '' = the XML annotations")
-    allow_pickle: bool = field(False, "read legacy pickled files (IRNet's .npy CAMs and label dicts, WSGCN's .npy Logits)")
     device: str = field("", "what to compute on, cuda:N being GPU N; '' or auto = cuda when available",
                         choices=("", "auto", "cpu", "cuda", "cuda:N"))
     num_workers: int = field(default_workers(), "worker processes per process (data loading, per-image CRFs), "

@@ -50,24 +50,24 @@ def label_map_of_size(path, image_size):
     return label
 
 
-def check_image(voc, name):
+def check_image(data, name):
     """The image alone (train_irn's mean-shift images); returns ``name``."""
-    image_size_of(voc.image_path(name))
+    image_size_of(data.image_path(name))
     return name
 
 
-def check_labelled_image(voc, name):
-    """train_cam's input: the image and its image-level labels (``voc.class_labels`` raises for
+def check_labelled_image(data, name):
+    """train_cam's input: the image and its image-level labels (``data.class_labels`` raises for
     an image missing from the label table, a bad XML, or no object class); returns ``name``."""
-    image_size_of(voc.image_path(name))
-    voc.class_labels(name)
+    image_size_of(data.image_path(name))
+    data.class_labels(name)
     return name
 
 
-def check_ir_label(voc, ir_label_dir, name):
+def check_ir_label(data, ir_label_dir, name):
     """train_irn's input: the image and its IR label map ``<ir_label_dir>/<name>.png`` of the same
     size (cam_to_ir_label writes it, and leaves it out for an image it failed); returns ``name``."""
-    size = image_size_of(voc.image_path(name))
+    size = image_size_of(data.image_path(name))
     path = ir_label_dir / f"{name}.png"
     if not path.is_file():
         raise FileNotFoundError(f"IR label not found: {path} (written by cam_to_ir_label; see its failures.txt)")

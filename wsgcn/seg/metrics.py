@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from wsgcn.infra.io import atomic_path, load_label_png
-from wsgcn.seg.voc import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from wsgcn.seg.dataset import IGNORE_INDEX
 
 
 def _values(values):
@@ -26,7 +26,7 @@ def _prefix(source):
     return f"{source}: " if source else ""
 
 
-def check_ground_truth_values(gt, source=None, num_classes=NUM_CLASSES):
+def check_ground_truth_values(gt, num_classes, source=None):
     """Raise ValueError, naming ``source`` (its file) and the values, unless every pixel of
     ``gt`` is a class 0..C-1 or void (255): another value is a broken ground truth, not a pixel
     to skip."""
@@ -37,7 +37,7 @@ def check_ground_truth_values(gt, source=None, num_classes=NUM_CLASSES):
                          f"(0..{num_classes - 1}) nor void ({IGNORE_INDEX})")
 
 
-def confusion_matrix(gt, pred, num_classes=NUM_CLASSES, gt_source=None, pred_source=None):
+def confusion_matrix(gt, pred, num_classes, gt_source=None, pred_source=None):
     """(C, C) int64 matrix, rows = ground truth, columns = prediction, counted as IRNet's
     ``eval_sem_seg`` counts them (chainercv's confusion):
 
@@ -52,7 +52,7 @@ def confusion_matrix(gt, pred, num_classes=NUM_CLASSES, gt_source=None, pred_sou
     pred = np.asarray(pred).astype(np.int64).ravel()
     if gt.shape != pred.shape:
         raise ValueError(f"ground truth and prediction differ in size: {gt.shape} vs {pred.shape}")
-    check_ground_truth_values(gt, gt_source, num_classes)
+    check_ground_truth_values(gt, num_classes, gt_source)
     pred = np.where(pred == IGNORE_INDEX, 0, pred)
     bad = pred[(pred < 0) | (pred >= num_classes)]
     if bad.size:
@@ -142,7 +142,7 @@ def _percent(value):
 PROTOCOL_COLUMNS = (("iou", "IoU"), ("precision", "prec."), ("recall", "recall"), ("fp", "FP"), ("fn", "FN"))
 
 
-def format_iou_table(conf, class_names=CLASS_NAMES, protocol=False):
+def format_iou_table(conf, class_names, protocol=False):
     """Per-class IoU table, pixel accuracy, and a last line ``mIoU: 67.89`` (percent).
 
     ``protocol`` adds the columns precision, recall, FP and FN (:func:`class_scores`) and,
@@ -167,7 +167,7 @@ def _json_number(value):
     return None if np.isnan(value) else float(value)
 
 
-def write_scores_json(path, conf, num_images, class_names=CLASS_NAMES, **extra):
+def write_scores_json(path, conf, num_images, class_names, **extra):
     """Write every figure of :func:`class_scores` as JSON, atomically: fractions (0..1), null
     where undefined; ``classes`` lists each class's name, iou, precision, recall, fp and fn;
     ``confusion`` the (C, C) pixel counts; ``extra`` entries (e.g. the prediction folder) are
@@ -192,12 +192,14 @@ def name_some(names, shown=5):
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def require_files(folder, names, what, suffix=".png"):
-    """Raise FileNotFoundError unless every ``folder/<name><suffix>`` exists, naming the
-    missing ones: ``2 of 3 predictions missing in DIR: c, d``."""
-    folder = Path(folder)
-    missing = [n for n in names if not (folder / f"{n}{suffix}").is_file()]
+def require_files(where, names, what, suffix=".png"):
+    """Raise FileNotFoundError unless every image's file exists, naming the missing ones:
+    ``2 of 3 predictions missing in DIR: c, d``.  ``where``: a folder (``<where>/<name><suffix>``)
+    or a function name -> path."""
+    path_of = where if callable(where) else (lambda name: Path(where) / f"{name}{suffix}")
+    missing = [n for n in names if not path_of(n).is_file()]
     if missing:
+        folder = Path(where) if not callable(where) else path_of(missing[0]).parent
         raise FileNotFoundError(f"{len(missing)} of {len(names)} {what} missing in {folder}: {name_some(missing)}")
 
 
@@ -211,13 +213,13 @@ def image_size(path):
         return None
 
 
-def load_ground_truth(gt_path, image_path=None, num_classes=NUM_CLASSES):
+def load_ground_truth(gt_path, num_classes, image_path=None):
     """(H, W) uint8 ground-truth label map, checked: every value a class or void
     (:func:`check_ground_truth_values`) and, given ``image_path``, the size of its image.  A
     ground truth of another size than its image is its own fault; without this check it would
     be blamed on the prediction or CAM made from the image."""
     gt = load_label_png(gt_path)
-    check_ground_truth_values(gt, gt_path, num_classes)
+    check_ground_truth_values(gt, num_classes, gt_path)
     size = image_size(image_path) if image_path is not None else None
     if size is not None and size != gt.shape:
         raise ValueError(f"{gt_path}: the ground truth is {gt.shape[0]}x{gt.shape[1]} but its image "
@@ -225,14 +227,14 @@ def load_ground_truth(gt_path, image_path=None, num_classes=NUM_CLASSES):
     return gt
 
 
-def label_map_confusion(pred_path, gt_path, image_path=None, upsample=False, num_classes=NUM_CLASSES):
+def label_map_confusion(pred_path, gt_path, num_classes, image_path=None, upsample=False):
     """(C, C) confusion matrix of one predicted label map against its ground truth.
 
     The ground truth is checked first (:func:`load_ground_truth`).  A prediction of another
     size than its ground truth is an error naming the prediction, unless it is smaller and
     ``upsample`` asks for nearest-neighbour upsampling.
     """
-    gt = load_ground_truth(gt_path, image_path, num_classes)
+    gt = load_ground_truth(gt_path, num_classes, image_path)
     pred = load_label_png(pred_path)
     if pred.shape != gt.shape:
         smaller = pred.shape[0] <= gt.shape[0] and pred.shape[1] <= gt.shape[1]
@@ -244,20 +246,21 @@ def label_map_confusion(pred_path, gt_path, image_path=None, upsample=False, num
     return confusion_matrix(gt, pred, num_classes, gt_source=gt_path, pred_source=pred_path)
 
 
-def evaluate_label_maps(pred_dir, gt_dir, names, upsample=False, num_classes=NUM_CLASSES):
-    """Confusion matrix of the label maps ``pred_dir/<name>.png`` against ``gt_dir/<name>.png``,
-    every image or an error (eval.py; the steps score the images they have, :func:`score_images`).
+def evaluate_label_maps(pred_dir, gt, names, num_classes, upsample=False):
+    """Confusion matrix of the label maps ``pred_dir/<name>.png`` against their ground truth
+    (``gt``: a folder of ``<name>.png``, or a function name -> path), every image or an error
+    (eval.py; the steps score the images they have, :func:`score_images`).
 
     All predictions, then all ground-truth maps, are checked to exist before any is read, so a
     missing one fails at once, with the list of those missing.  Then :func:`label_map_confusion`.
     """
-    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    pred_dir = Path(pred_dir)
+    gt_path = gt if callable(gt) else (lambda name: Path(gt) / f"{name}.png")
     require_files(pred_dir, names, "predictions")
-    require_files(gt_dir, names, "ground-truth label maps")
+    require_files(gt_path, names, "ground-truth label maps")
     conf = np.zeros((num_classes, num_classes), np.int64)
     for name in names:
-        conf += label_map_confusion(pred_dir / f"{name}.png", gt_dir / f"{name}.png", upsample=upsample,
-                                    num_classes=num_classes)
+        conf += label_map_confusion(pred_dir / f"{name}.png", gt_path(name), num_classes, upsample=upsample)
     return conf
 
 
@@ -324,7 +327,7 @@ def score_images(names, count_image, required, total, keep_going=()):
     return total, coverage
 
 
-def write_confusion_csv(path, conf, class_names=CLASS_NAMES):
+def write_confusion_csv(path, conf, class_names):
     """Write the (C, C) confusion matrix as CSV, atomically: a header ``gt\\pred,<class names>``,
     then one row per ground-truth class, its name and C integer pixel counts."""
     conf = np.asarray(conf)
@@ -342,7 +345,7 @@ def class_iou_table(rows):
     return np.array([np.append(class_iou(conf), mean_iou(conf)) for _, conf in rows])
 
 
-def write_class_iou_csv(path, rows, class_names=CLASS_NAMES):
+def write_class_iou_csv(path, rows, class_names):
     """Write per-class IoU in percent (2 decimals) as CSV, atomically.
 
     rows: list of (stage, (C, C) confusion matrix).  Header ``class,<stages>``; one line per

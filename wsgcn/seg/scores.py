@@ -1,14 +1,15 @@
 """Score archives, the one reader of each kind: CAMs and GCN/CRF probabilities.
 
-    IRN4GCN/CAM/<name>.npz             keys (K,) object-class indices 0..19, cam (K, h, w),
+    IRN4GCN/CAM/<name>.npz             keys (K,) object-class indices 0..C-2, cam (K, h, w),
                                        high_res (K, H, W) float32            -> load_cams
-    GCN4DeepLab/{Logit,CRF_Logit}/...  keys (K,) VOC label indices, background (0) first,
+    GCN4DeepLab/{Logit,CRF_Logit}/...  keys (K,) label indices 0..C-1, background (0) first,
                                        prob (K, H, W) float32                -> load_probs
 
 The archives call both index vectors ``keys`` (the original's name, kept for compatibility);
-in code they are ``classes`` (object classes, 0 = aeroplane) and ``labels`` (VOC labels,
-0 = background).  The original writes both as pickled ``.npy`` dicts; those are read only with
-``allow_pickle`` (unpickling runs code from the file), and only when no ``.npz`` exists.
+in code they are ``classes`` (object classes, 0 = VOC's aeroplane) and ``labels`` (label-map
+values, 0 = background); C is the data set's number of classes, background included.  The
+original writes both as pickled ``.npy`` dicts; those are read only with ``allow_pickle``
+(unpickling runs code from the file), and only when no ``.npz`` exists.
 """
 from pathlib import Path
 
@@ -16,7 +17,6 @@ import numpy as np
 
 from wsgcn.infra.io import load_npz
 from wsgcn.infra.layout import strided_size
-from wsgcn.seg.voc import NUM_CLASSES, NUM_OBJECT_CLASSES
 
 
 def find_score_file(folder, name, allow_pickle=False):
@@ -64,8 +64,9 @@ def _check_indices(path, indices, count, what):
         raise ValueError(f"{path}: keys {indices.tolist()} are not distinct {what} (0..{count - 1})")
 
 
-def load_cams(path, allow_pickle=False, image_size=None):
-    """A CAM archive: dict with ``classes`` (K,) int64 object-class indices, ``cam`` (K, h, w)
+def load_cams(path, num_object_classes, allow_pickle=False, image_size=None):
+    """A CAM archive: dict with ``classes`` (K,) int64 object-class indices (each below
+    ``num_object_classes``), ``cam`` (K, h, w)
     on the stride-4 grid and ``high_res`` (K, H, W), float32.
 
     With ``image_size`` (H, W) the maps' sizes are checked against it; NaN/Inf is an error.
@@ -75,7 +76,7 @@ def load_cams(path, allow_pickle=False, image_size=None):
     cam, high_res = as_numbers(path, raw["cam"], np.float32), as_numbers(path, raw["high_res"], np.float32)
     if cam.ndim != 3 or high_res.ndim != 3 or len(cam) != len(classes) or len(high_res) != len(classes):
         raise ValueError(f"{path}: {len(classes)} keys but cam {cam.shape} and high_res {high_res.shape}")
-    _check_indices(path, classes, NUM_OBJECT_CLASSES, "object classes")
+    _check_indices(path, classes, num_object_classes, "object classes")
     if image_size is not None:
         if high_res.shape[1:] != tuple(image_size) or cam.shape[1:] != strided_size(image_size, 4):
             raise ValueError(f"{path}: maps of size {high_res.shape[1:]} / {cam.shape[1:]} do not fit the "
@@ -84,8 +85,9 @@ def load_cams(path, allow_pickle=False, image_size=None):
     return {"classes": classes, "cam": cam, "high_res": high_res}
 
 
-def load_probs(path, allow_pickle=False, image_size=None):
-    """A GCN or CRF score archive: (labels (K,) int64 VOC label indices, background first;
+def load_probs(path, num_classes, allow_pickle=False, image_size=None):
+    """A GCN or CRF score archive: (labels (K,) int64 label indices below ``num_classes``,
+    background first;
     prob (K, H, W) float32).  WSGCN's legacy ``.npy`` is a dict {label: (H, W) map}.
 
     Sizes are checked against ``image_size``; NaN/Inf is an error.
@@ -102,7 +104,7 @@ def load_probs(path, allow_pickle=False, image_size=None):
         labels, prob = as_numbers(path, raw["keys"], np.int64).reshape(-1), as_numbers(path, raw["prob"], np.float32)
     if prob.ndim != 3 or len(prob) != len(labels):
         raise ValueError(f"{path}: {len(labels)} keys but prob of shape {prob.shape}")
-    _check_indices(path, labels, NUM_CLASSES, "VOC labels")
+    _check_indices(path, labels, num_classes, "labels")
     if image_size is not None and prob.shape[1:] != tuple(image_size):
         raise ValueError(f"{path}: scores of size {prob.shape[1:]} do not fit the {image_size[0]}x{image_size[1]} image")
     _check_finite(path, "scores hold", prob)

@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 class SeededDataset(Dataset):
     """Images by name whose augmentation draws from ``rng(idx)``, seeded by (seed, epoch, index)."""
 
-    def __init__(self, voc, names, seed=0):
-        self.voc, self.names, self.seed, self.epoch = voc, list(names), seed, 0
+    def __init__(self, data, names, seed=0):
+        self.data, self.names, self.seed, self.epoch = data, list(names), seed, 0
 
     def __len__(self):
         return len(self.names)

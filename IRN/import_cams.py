@@ -3,10 +3,11 @@ r"""Bring CAMs made by another method (IRNet, ReCAM, AMN, AdvCAM, CLIMS, ...) in
     python IRN/import_cams.py --src DIR --work_dir Data --voc12_root Data/VOC12/VOC2012 \
         --list Data/VOC12/train_aug.txt [--allow_pickle True]
 
-Reads ``DIR/<name>.npy`` (IRNet's pickled dict: ``keys`` object-class indices 0..19, ``cam``,
+Reads ``DIR/<name>.npy`` (IRNet's pickled dict: ``keys`` object-class indices 0..C-2, ``cam``,
 ``high_res``; read only with ``--allow_pickle True``) or ``DIR/<name>.npz`` (the same names, or
-others given by ``--keys_key``/``--cam_key``/``--high_res_key``), checks each against the data
-set and writes ``IRN4GCN/CAM/<name>.npz`` as make_cam does: ``keys`` (K,) int64, ``cam``
+others given by ``--keys_key``/``--cam_key``/``--high_res_key``), or either as a dict
+``{class_index: (H, W) map}`` with no key array (MCTformer, WeakTr, CTI), checks each against the
+data set and writes ``IRN4GCN/CAM/<name>.npz`` as make_cam does: ``keys`` (K,) int64, ``cam``
 (K, h, w) on the stride-4 grid and ``high_res`` (K, H, W), float32, each class map divided by its
 maximum (+1e-5) if it is not already.  Then the rest of Stage I runs on them unchanged
 (``CAM_DIR=DIR bash train.sh``).
@@ -75,10 +76,33 @@ def normalised(maps):
     return (maps / (maps.max(axis=(1, 2), keepdims=True) + 1e-5)).astype(np.float32)
 
 
+def class_indexed_maps(raw):
+    """The other common layout, ``{class_index: (H, W) map}`` with no key array (MCTformer, WeakTr
+    and CTI save their CAMs so; an npz stores the indices as names "0", "14", ...): (keys (K,),
+    maps (K, H, W)) in increasing class order, or None when ``raw`` is not of that layout."""
+    try:
+        indices = {int(str(key)): key for key in raw}
+    except ValueError:
+        return None
+    if not indices or any(np.ndim(raw[key]) != 2 for key in indices.values()):
+        return None
+    keys = np.array(sorted(indices), np.int64)
+    return keys, [raw[indices[k]] for k in keys]
+
+
 def read_cam_file(path, cfg):
     """The arrays of one CAM file that ``cfg`` names: keys (K,) int64, the full-size maps and the
-    stride-4 maps (None when the file has none) as float32, each maps array of 3 dimensions."""
+    stride-4 maps (None when the file has none) as float32, each maps array of 3 dimensions.  A
+    file of the class-indexed layout (:func:`class_indexed_maps`) gives its maps as the full-size ones."""
     _, raw = read_archive(path, cfg.allow_pickle, what="CAM")
+    if cfg.keys_key not in raw:
+        indexed = class_indexed_maps(raw)
+        if indexed is not None:
+            keys, maps = indexed
+            shapes = {np.shape(m) for m in maps}
+            if len(shapes) > 1:
+                raise ValueError(f"{path}: class maps of shapes {sorted(shapes)}, expected one (H, W)")
+            return keys, as_numbers(path, np.stack(maps), np.float32), None
     missing = [key for key in (cfg.keys_key, cfg.high_res_key) if key not in raw]
     if missing:
         raise ValueError(f"{path}: no {missing} among its arrays {sorted(raw)} (see --keys_key/--high_res_key)")

@@ -85,6 +85,30 @@ def test_npz_with_other_names_background_plane_and_unnormalised_scores(setup):
     assert cams["cam"].shape[1:] == strided_size(size, 4)  # derived from the full-size maps
 
 
+def test_class_indexed_dicts_without_keys_import_as_their_classes(setup):
+    """{class_index: (H, W) map}: MCTformer's pickled .npy dicts, and the same as an npz whose
+    array names are the indices."""
+    names, sizes, classes, src, work, argv = setup
+    rng = np.random.default_rng(5)
+    maps = {}
+    for i, name in enumerate(names[:2]):
+        maps[name] = {int(c): 5 * rng.random(sizes[name]).astype(np.float32) for c in classes[name][::-1]}
+        if i == 0:
+            np.save(src / f"{name}.npy", maps[name], allow_pickle=True)
+        else:
+            np.savez(src / f"{name}.npz", **{str(c): m for c, m in maps[name].items()})
+    lst = src.parent / "two.txt"
+    lst.write_text("".join(f"{n}\n" for n in names[:2]))
+    argv = argv[:argv.index("--list")] + ["--list", str(lst)] + argv[argv.index("--list") + 2:]
+    assert status(argv + ["--allow_pickle", "True"]) == 0
+    for name in names[:2]:
+        cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", NUM_OBJECT_CLASSES, image_size=sizes[name])
+        np.testing.assert_array_equal(cams["classes"], classes[name])  # in increasing class order
+        expected = np.stack([maps[name][int(c)] for c in classes[name]])
+        np.testing.assert_allclose(cams["high_res"], expected / (expected.max(axis=(1, 2), keepdims=True) + 1e-5),
+                                   rtol=1e-6)
+
+
 def test_keys_of_another_image_fail_that_image_only(setup, capsys):
     names, sizes, classes, src, work, argv = setup
     for seed, name in enumerate(names):

@@ -1,6 +1,9 @@
 """The data set as one object (wsgcn/seg/dataset.py): built-in descriptions, JSON descriptions,
 paths, labels, and the settings that name a data set."""
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +118,27 @@ def test_the_settings_name_the_data_set_and_its_root(tmp_path, custom, capsys):
 def test_a_missing_root_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"no voc12 data set at {tmp_path}: {tmp_path / 'JPEGImages'}"):
         VOC12(tmp_path)
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, ["--dataset", "voc12", "--data_root", "Data/VOC12/VOC2012", "--cls_labels", "Data/VOC12/cls_labels.txt"]),
+    ({"VOC12_ROOT": "/v"}, ["--dataset", "voc12", "--data_root", "/v", "--cls_labels", "Data/VOC12/cls_labels.txt"]),
+    ({"DATASET": "coco14", "DATA_ROOT": "/c"}, ["--dataset", "coco14", "--data_root", "/c", "--cls_labels", ""]),
+    ({"DATASET": "/d/mine.json"}, ["--dataset", "/d/mine.json", "--data_root", "", "--cls_labels", ""]),
+])
+def test_train_sh_hands_every_step_the_data_set(tmp_path, env, expected):
+    """DATASET, DATA_ROOT (VOC12_ROOT for voc12) and CLS_LABELS (VOC's table for voc12, else the data
+    set's own) reach the steps: a stand-in interpreter records its arguments and writes nothing,
+    so the run stops after the first stage (status 3)."""
+    root = Path(__file__).resolve().parents[1]
+    log = tmp_path / "argv.log"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > {log}\nexit 1\n')
+    fake_python.chmod(0o755)
+    out = subprocess.run(["bash", str(root / "train.sh")], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHON=str(fake_python), WORK_DIR=str(tmp_path / "work"), **env))
+    assert out.returncode == 3, out.stderr
+    argv = log.read_text().split("\n")
+    i = argv.index("--dataset")
+    assert argv[i:i + 4] == expected[:4]
+    assert argv[argv.index("--cls_labels") + 1] == expected[5]

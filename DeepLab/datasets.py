@@ -100,6 +100,12 @@ def check_label(label, path, image_size, num_classes):
 GROUND_TRUTH = "ground_truth"  # --label_dir: train on the data set's ground truth
 
 
+def label_path(data, label_dir, name):
+    """Image ``name``'s training label map: ``label_dir/<name>.png``, or with ``label_dir`` None
+    the data set's ground truth."""
+    return data.gt_path(name) if label_dir is None else Path(label_dir) / f"{name}.png"
+
+
 class TrainDataset(SeededDataset):
     """Stage II training crops, as kazuto1011's ``_BaseDataset._augmentation``: the image and its
     label map rescaled by a factor drawn from ``cfg.train_scales`` to (int(H s), int(W s))
@@ -107,23 +113,20 @@ class TrainDataset(SeededDataset):
     ``cfg.crop_size`` (image 0 = the mean, label 255), randomly cropped to ``cfg.crop_size`` and
     flipped with probability 1/2.  Randomness from (seed, epoch, index), see ``set_epoch``.
 
-    ``label_dir``: the folder of the label maps ``<name>.png``, or ``ground_truth`` (the data
-    set's).  Items: {"name", "img": (3, crop, crop) float32, "label": (crop, crop) int64}."""
+    ``label_dir``: the folder of the label maps ``<name>.png``, or None for the data set's
+    ground truth (:func:`label_path`).
+    Items: {"name", "img": (3, crop, crop) float32, "label": (crop, crop) int64}."""
 
     def __init__(self, data, names, label_dir, cfg, seed=0):
         super().__init__(data, names, seed)
-        self.label_dir = None if label_dir == GROUND_TRUTH else Path(label_dir)
-        self.cfg = cfg
+        self.label_dir, self.cfg = label_dir, cfg
         input_convention(cfg)  # an unknown backbone or a bad mean fails here, not in a worker
-
-    def label_path(self, name):
-        return self.data.gt_path(name) if self.label_dir is None else self.label_dir / f"{name}.png"
 
     def __getitem__(self, idx):
         rng, name = self.rng(idx), self.names[idx]
         image = self.data.load_image(name)
-        label = check_label(load_label_png(self.label_path(name)), self.label_path(name), image.shape[:2],
-                            self.data.num_classes)
+        path = label_path(self.data, self.label_dir, name)
+        label = check_label(load_label_png(path), path, image.shape[:2], self.data.num_classes)
         scale = self.cfg.train_scales[int(rng.integers(len(self.cfg.train_scales)))]
         size = int(image.shape[0] * scale), int(image.shape[1] * scale)
         if min(size) < 1:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from DeepLab.config import PROFILES, DeepLabConfig, cuda_only_flags
-from DeepLab.datasets import GROUND_TRUTH, TrainDataset, check_label, input_convention, resize_labels
+from DeepLab.datasets import GROUND_TRUTH, TrainDataset, check_label, input_convention, label_path, resize_labels
 from DeepLab.net.deeplab_v2 import deeplab_v2, freeze_batch_norm, param_groups
 from DeepLab.net.weights import check_init, initialise
 from IRN.net.resnet50_cam import load_cam_net  # --init cam: the one piece of Stage I that Stage II reads
@@ -80,7 +80,7 @@ def check_training_pair(data, label_dir, name):
     0..C-1 or 255 only (decoded: label PNGs are cheap); returns ``name``.  ``label_dir``: a folder,
     or None for the data set's ground truth."""
     size = image_size_of(data.image_path(name))
-    path = data.gt_path(name) if label_dir is None else label_dir / f"{name}.png"
+    path = label_path(data, label_dir, name)
     check_label(load_label_png(path), path, size, data.num_classes)
     return name
 
@@ -117,12 +117,12 @@ def run(cfg):
     check_config(cfg)
     work = WorkDir(cfg.work_dir)
     data = cfg.data_set()
-    label_dir = (None if cfg.label_dir == GROUND_TRUTH else Path(cfg.label_dir)) if cfg.label_dir else work.crf_label
+    # the label maps: GCN + CRF's by default, a folder, or (None) the data set's ground truth
+    label_dir = {"": work.crf_label, GROUND_TRUTH: None}.get(cfg.label_dir, Path(cfg.label_dir))
     weights, state_path = work / cfg.weights_name, resume_path(work / cfg.weights_name)
     prepare_outputs([work.logs / "deeplab"], [weights, state_path])
     failures = Failures("deeplab train", work.logs / "deeplab")
-    dataset = TrainDataset(data, training_names(cfg, data, label_dir, failures), label_dir or GROUND_TRUTH, cfg,
-                           seed=cfg.seed)
+    dataset = TrainDataset(data, training_names(cfg, data, label_dir, failures), label_dir, cfg, seed=cfg.seed)
     loader = train_loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, device)
 
     model = build_model(cfg, work, data, device)

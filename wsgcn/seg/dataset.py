@@ -1,10 +1,10 @@
 """The data set as one object: its classes, where an image and its ground truth are, where the
-image-level labels come from.  Every step gets it from its config (``cfg.dataset()``), so that
+image-level labels come from.  Every step gets it from its config (``cfg.data_set()``), so that
 every shape that follows the classes (CAM head, GCN output, CRF planes, DeepLab head, confusion
 matrices) follows the data set.
 
 Built in (``--dataset``): ``voc12`` (PASCAL VOC 2012 in IRNet's layout) and ``coco14`` (MS COCO
-2014 as ``python -m wsgcn.coco`` writes it).  Your own: the path of a JSON description,
+2014 in the layout docs/datasets.md gives).  Your own: the path of a JSON description,
 
     {"classes": ["background", "crack", "stain"], "images": "images/{name}.jpg",
      "ground_truth": "masks/{name}.png", "cls_labels": "cls_labels.txt"}
@@ -266,9 +266,6 @@ class DataSet:
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"no {description.name} data set at {self.root}: {self.image_dir} is missing "
                                     f"(set --data_root, or DATA_ROOT for train.sh)")
-        self.classes = tuple(description.classes)
-        self.num_classes = len(self.classes)
-        self.num_object_classes = self.num_classes - 1
         if cls_labels is None and description.cls_labels is not None:
             cls_labels = self.root / description.cls_labels
         if not labels:  # the evaluations need no image-level labels
@@ -280,6 +277,19 @@ class DataSet:
     @property
     def name(self):
         return self.description.name
+
+    @property
+    def classes(self):
+        """The class names, background first: C of them."""
+        return self.description.classes
+
+    @property
+    def num_classes(self):
+        return self.description.num_classes
+
+    @property
+    def num_object_classes(self):
+        return self.description.num_classes - 1
 
     @property
     def has_ground_truth(self):

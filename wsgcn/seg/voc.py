@@ -3,7 +3,7 @@
 (palette PNG, 255 = void) and ``<root>/Annotations/<name>.xml``; image-level labels are 20-d
 multi-hot vectors over the object classes (background excluded), from the XML annotations or
 from a label table.  Its class names and counts, for the code that is about VOC itself (the
-demo data, its palette) and for the tests.
+demo data) and for the tests.
 """
 from wsgcn.seg.dataset import DATASETS, VOC_CLASSES, DataSet
 

@@ -5,6 +5,7 @@
 #   bash train.sh --stage all      # Stage I on SEG_TRAIN_LIST too, then Stage II (DeepLab-v2)
 #   bash train.sh --stage 2        # Stage II alone, on the pseudo labels already made
 #   bash train.sh --profile demo   # CPU-sized settings (what scripts/demo.sh runs)
+#   DATASET=coco14 bash train.sh --profile coco   # MS COCO 2014's settings (docs/datasets.md)
 #
 # Environment (defaults: the original layout under Data/):
 #   DATASET     voc12, coco14 or PATH.json     voc12 (docs/datasets.md)
@@ -45,7 +46,7 @@ stage=1
 while [ $# -gt 0 ]; do
     case "$1" in
         # A flag last on the line has no value: say what it takes (set -u would only say "$2: unbound").
-        --profile) [ $# -ge 2 ] || { echo "train.sh: --profile needs a value: paper or demo (--stage 2: also imagenet)" >&2; exit 2; }
+        --profile) [ $# -ge 2 ] || { echo "train.sh: --profile needs a value: paper, coco or demo (--stage 2: also imagenet)" >&2; exit 2; }
                    profile=$2; shift 2 ;;
         --profile=*) profile=${1#--profile=}; shift ;;
         --stage) [ $# -ge 2 ] || { echo "train.sh: --stage needs a value: 1, 2 or all" >&2; exit 2; }

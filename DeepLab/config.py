@@ -8,6 +8,8 @@ Profiles:
 - ``imagenet``: johnnylu305/deeplab-imagenet-pytorch's recipe (WSGCN: 66.7 %): torchvision's
   ResNet-101 with ImageNet weights, crop 381, batch 26, lr 1e-3 with ASPP multipliers 1 and 2,
   batch norm in training mode, 90,000 iterations, its data set's mean and std;
+- ``coco``: for MS COCO 2014, kazuto1011's recipe with the COCO changes ReCAM's author gives
+  (batch 10 x 2, lr 2e-4, 100,000 iterations), from torchvision's ImageNet ResNet-101;
 - ``demo``: a CPU-sized ResNet-50 initialised from the trained CAM network.
 """
 import warnings
@@ -74,6 +76,10 @@ PROFILES = {
         aspp_weight_lr_mult=1.0, aspp_bias_lr_mult=2.0, frozen_bn=False, iterations=90000,
         image_mean=(0.45694514, 0.43669609, 0.40363202), image_std=(0.27473737, 0.27164029, 0.28467983),
     ),
+    # MS COCO 2014 (--dataset coco14, 81 classes): kazuto1011's recipe with the changes ReCAM's
+    # author gives for COCO (batch 10, 100,000 iterations, lr 2e-4) from ImageNet weights, not
+    # the COCO-trained DeepLab-v1 (trained on COCO's masks); torchvision's ResNet-101 holds them.
+    "coco": dict(backbone="torchvision", init="imagenet", batch_size=10, iterations=100000, lr=2e-4),
     # CPU-sized: the demo's ResNet-50 CAM network as the backbone (no ImageNet weights here),
     # small crops, a few hundred images seen; its batch norm keeps the CAM network's statistics.
     "demo": dict(

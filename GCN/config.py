@@ -69,5 +69,6 @@ class GCNConfig(CommonConfig, DataConfig):
                          self.crf_bilateral_compat, self.crf_iterations)
 
 
-# The GCN stage is small per image; the demo changes nothing but the number of workers.
-PROFILES = {"paper": {}, "demo": dict(num_workers=1)}
+# The GCN stage is small per image; the demo changes nothing but the number of workers, and COCO
+# takes the paper's settings (its thresholds come from the IRN stage's profile).
+PROFILES = {"paper": {}, "coco": {}, "demo": dict(num_workers=1)}

@@ -1,4 +1,4 @@
-"""Settings of the IRN stage (docs/method.md §1-5) with the published defaults, and the demo profile."""
+"""Settings of the IRN stage (docs/method.md §1-5) with the published defaults, and the coco and demo profiles."""
 from dataclasses import dataclass
 
 from wsgcn.infra.config import CAM_EVAL_THRES, LABEL_LIST, CommonConfig, field, float_values
@@ -69,6 +69,9 @@ class IRNConfig(CommonConfig, DataConfig):
 # SGD recipe (made for fine-tuning); IRNet's frozen backbone is the trained CAM backbone.
 PROFILES = {
     "paper": {},
+    # MS COCO 2014 (--dataset coco14): IRN as ReCAM's COCO pipeline runs it (run_sample_coco.py),
+    # the paper's settings but for the thresholds of the confident regions (VOC: 0.30 and 0.05).
+    "coco": dict(conf_fg_thres=0.35, conf_bg_thres=0.1),
     "demo": dict(
         backbone_weights="none", cam_frozen_bn=False, cam_optimizer="adamw", cam_learning_rate=1e-3,
         cam_crop_size=128, cam_resize_long=(112, 176), cam_batch_size=8, cam_num_epoches=40,

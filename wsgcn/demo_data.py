@@ -1,8 +1,8 @@
-"""A small synthetic data set in PASCAL VOC format, for the quick-start demo and the tests.
+"""A small synthetic data set in PASCAL VOC or MS COCO format, for the quick-start demo and the tests.
 
-    python -m wsgcn.demo_data --out Data/demo --num_train 48 --num_val 16 --seed 0
+    python -m wsgcn.demo_data --out Data/demo --num_train 48 --num_val 16 --seed 0 [--format voc|coco]
 
-writes, under ``out``::
+writes, under ``out``, with ``--format voc`` (the default)::
 
     VOC2012/JPEGImages/<name>.jpg             RGB JPEG, quality 90
     VOC2012/SegmentationClassAug/<name>.png   palette PNG, 0 = background, 1..20 = class, 255 = void
@@ -11,6 +11,17 @@ writes, under ``out``::
     train.txt, val.txt                        bare image names
     demo.json                                 the generation parameters, written last
 
+and with ``--format coco``, the official MS COCO 2014 layout::
+
+    train2014/COCO_train2014_<id:012d>.jpg    RGB JPEG, quality 90; num_train scenes, then one without objects
+    val2014/COCO_val2014_<id:012d>.jpg        num_val scenes, then one without objects
+    annotations/instances_train2014.json      info, licenses, images, annotations, the 80 categories
+    annotations/instances_val2014.json
+    demo.json                                 the generation parameters (with "format": "coco"), written last
+
+Image ids are 1, 2, ... over train then val; annotation ids are unique over both files.  No
+label table or list: ``python -m wsgcn.coco`` derives them, with the semantic ground truth.
+
 Each scene is a cluttered, desaturated background with one to three objects of
 :data:`DEMO_CLASSES` on it.  Every class has its own saturated colour family, its own texture
 and its own shape family, so a CAM network trained from scratch on a CPU for a few hundred
@@ -18,9 +29,19 @@ steps can tell them apart from image-level labels alone; the clutter, occluding 
 overlapping objects, truncation at the image border and odd image sizes keep the later
 stages (boundaries, random walk, GCN, CRF) from having a trivial job.
 
-The ground truth is exact by construction: a class is in an image's labels (XML and
+VOC's ground truth is exact by construction: a class is in an image's labels (XML and
 ``cls_labels.txt``) if and only if it has pixels in the ground truth, and, as in VOC, a void
 band covers every object boundary (object/background and object/object).
+
+COCO's annotations are exact too, for the semantic ground truth a converter paints from them
+(instances in decreasing area, the smaller on top): the objects of a COCO scene are drawn
+larger first, so the painted map is what the image shows.  An object is annotated with
+polygons along pixel edges (:func:`trace_polygons`) of its whole extent less the occluding bars
+(annotations overlap where a smaller object lies on a larger one, as in COCO), so a polygon
+rasteriser gives back its mask exactly; there is no void band.  A crowd region (``iscrowd`` 1,
+an uncompressed RLE of its visible pixels) is the smallest object of every image whose index is
+a multiple of :data:`CROWD_EVERY` and which has two objects or more.  The demo classes are COCO
+categories under COCO's names (:data:`COCO_NAME`: aeroplane is airplane).
 
 Generation is deterministic: image ``i`` draws all its randomness from
 ``default_rng([seed, i])``, so a seed gives byte-identical files, and the first images do not
@@ -40,6 +61,7 @@ from scipy import ndimage
 from wsgcn.infra.config import field
 from wsgcn.infra.io import atomic_path, save_label_png
 from wsgcn.infra.scripts import tool_main
+from wsgcn.seg.dataset import COCO_CATEGORIES, COCO_CATEGORY_IDS
 from wsgcn.seg.voc import CAT_INDEX
 
 FORMAT_VERSION = 1
@@ -64,8 +86,19 @@ OBJECT_SIZE_RANGE = (0.17, 0.33)  # object half-length as a fraction of the shor
 MIN_VISIBLE_PIXELS = 80          # an object with fewer labelled (non-void) pixels is dropped
 VOID_RADIUS = 1                  # void band: pixels this close (Chebyshev) to another instance
 JPEG_QUALITY = 90
+FORMATS = ("voc", "coco")
+
+# COCO: the demo classes' categories, and the official supercategories as runs over
+# COCO_CATEGORIES (in increasing category id): person, then 8 vehicles, 5 outdoor objects, ...
+COCO_NAME = {"aeroplane": "airplane", "bird": "bird", "car": "car", "cat": "cat", "person": "person"}
+COCO_SUPERCATEGORY_RUNS = (("person", 1), ("vehicle", 8), ("outdoor", 5), ("animal", 10), ("accessory", 5),
+                           ("sports", 10), ("kitchen", 7), ("food", 10), ("furniture", 6), ("electronic", 6),
+                           ("appliance", 5), ("indoor", 7))
+COCO_SPLITS = ("train2014", "val2014")
+CROWD_EVERY = 8  # a COCO image whose index is a multiple of this, with 2+ objects, has a crowd region
 
 _NAME_RE = re.compile(r"^demo_\d{6}$")
+_COCO_NAME_RE = re.compile(r"^COCO_(train|val)2014_\d{12}$")
 
 
 def demo_image_name(index):
@@ -73,17 +106,34 @@ def demo_image_name(index):
     return f"demo_{index:06d}"
 
 
-def demo_params(num_train, num_val, seed):
-    """The parameters recorded in ``demo.json``; equal parameters mean an up-to-date data set."""
-    return {"format_version": FORMAT_VERSION, "num_train": int(num_train), "num_val": int(num_val),
-            "seed": int(seed)}
+def coco_image_name(split, image_id):
+    """COCO's name of an image: ``COCO_train2014_000000000001`` (``split`` train2014 or val2014)."""
+    return f"COCO_{split}_{image_id:012d}"
 
 
-def is_up_to_date(out_dir, num_train=48, num_val=16, seed=0):
+def coco_images(num_train, num_val):
+    """The COCO set's images as (split, index, empty), train first: ``num_train`` scenes and one
+    image without objects, then ``num_val`` scenes and one without objects.  An image's id is
+    ``1 + index``, and scene ``index`` draws from ``default_rng([seed, index])``."""
+    rows = [("train2014", i, False) for i in range(num_train)] + [("train2014", num_train, True)]
+    first_val = num_train + 1
+    rows += [("val2014", first_val + i, False) for i in range(num_val)] + [("val2014", first_val + num_val, True)]
+    return rows
+
+
+def demo_params(num_train, num_val, seed, fmt="voc"):
+    """The parameters recorded in ``demo.json``; equal parameters mean an up-to-date data set.
+    VOC's record has no ``format`` (it was written so before COCO existed, and its bytes stay)."""
+    params = {"format_version": FORMAT_VERSION, "num_train": int(num_train), "num_val": int(num_val),
+              "seed": int(seed)}
+    return params if fmt == "voc" else {**params, "format": fmt}
+
+
+def is_up_to_date(out_dir, num_train=48, num_val=16, seed=0, fmt="voc"):
     """True if ``out_dir/demo.json`` records exactly these parameters."""
     path = Path(out_dir) / "demo.json"
     try:
-        return json.loads(path.read_text()) == demo_params(num_train, num_val, seed)
+        return json.loads(path.read_text()) == demo_params(num_train, num_val, seed, fmt)
     except (OSError, ValueError):
         return False
 
@@ -307,40 +357,36 @@ def _compose_instances(objects, occluder):
     return inst
 
 
-def _settle_objects(objects, occluder):
+def _settle_objects(objects, occluder, void_band=True):
     """Drop objects whose labelled area, after occlusion and the void band, is too small.
 
     The smallest offender goes first and the rest are re-measured, because removing an
-    object can uncover those beneath it.  Returns (kept objects, instance map, void band).
+    object can uncover those beneath it.  Returns (kept objects, instance map, void band);
+    without ``void_band`` (COCO has none) the band is all False and every visible pixel counts.
     """
     objects = list(objects)
     while True:
         inst = _compose_instances(objects, occluder)
-        void = _void_band(inst)
+        void = _void_band(inst) if void_band else np.zeros(inst.shape, bool)
         labelled = np.bincount(inst[~void].ravel(), minlength=len(objects) + 1)[1:]
         if not objects or labelled.min() >= MIN_VISIBLE_PIXELS:
             return objects, inst, void
         objects.pop(int(np.argmin(labelled)))
 
 
-def make_scene(seed, index):
-    """Generate one image with its ground truth and objects.
+def _object_extent(obj, occluder):
+    """(H, W) bool: the object's whole extent less the occluders, holes filled: what a COCO polygon
+    annotates, including the parts a smaller object drawn on top hides."""
+    return ndimage.binary_fill_holes(obj.mask & ~occluder)
 
-    Returns (image (H, W, 3) uint8 RGB, gt (H, W) uint8 with 0 / class+1 / 255,
-    objects: list of (class name, (xmin, ymin, xmax, ymax) 1-based inclusive visible box)).
+
+def _place_objects(rng, yy, xx, index, coco):
+    """Draw the objects and the occluding bars of a scene (not yet painted).
+
+    Returns (kept objects in drawing order, [(bar (H, W) bool, colour (3,))], occluder (H, W) bool,
+    instance map, void band) as :func:`_settle_objects` gives them.
     """
-    rng = np.random.default_rng([seed, index])
-    h, w = _image_size(rng, index)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
-
-    # Background: a smooth dull colour field, then distractors under the objects.
-    img = _smooth_field(rng, (h, w), tuple(rng.integers(3, 6, size=2)),
-                        lambda r: _dull_colour(r, 0.3, 0.85))
-    for _ in range(int(rng.integers(4, 10))):
-        mask = _random_clutter_shape(rng, yy, xx, min(h, w))
-        colour = _dull_colour(rng)
-        _blend(img, mask, _clutter_texture(rng, yy, xx, colour), alpha=rng.uniform(0.6, 1.0))
-
+    h, w = yy.shape
     # Objects: mostly one or two, sometimes three; classes drawn independently, so repeats occur.
     # Occluders (poles, bars) go on top of the objects and are background in the ground truth.
     for _attempt in range(100):
@@ -355,11 +401,51 @@ def make_scene(seed, index):
             bar = (np.abs(v) <= rng.uniform(1.5, 3.5)) & (np.abs(u) <= rng.uniform(0.3, 0.8) * max(h, w))
             occluder_masks.append((bar, _dull_colour(rng, 0.1, 0.9)))
             occluder |= bar
-        objects, inst, void = _settle_objects(objects, occluder)
+        if coco:
+            # A COCO-to-semantic converter paints the instances in decreasing area, so that a
+            # smaller object lying on a larger one stays visible; drawing them in that order makes
+            # its ground truth what the image shows.  (sort is stable: ties keep the drawn order.)
+            objects.sort(key=lambda obj: -int(_object_extent(obj, occluder).sum()))
+        objects, inst, void = _settle_objects(objects, occluder, void_band=not coco)
         if objects:
-            break
-    else:  # pragma: no cover - every attempt dropping every object is vanishingly unlikely
-        raise RuntimeError(f"could not place a visible object in demo image {index}")
+            return objects, occluder_masks, occluder, inst, void
+    # Every attempt dropping every object is vanishingly unlikely.
+    raise RuntimeError(f"could not place a visible object in demo image {index}")  # pragma: no cover
+
+
+@dataclass
+class _Scene:
+    """One rendered scene: the image and what is in it."""
+    image: np.ndarray       # (H, W, 3) uint8 RGB
+    objects: list           # the kept SceneObjects in drawing order (later on top)
+    occluder: np.ndarray    # (H, W) bool, the bars drawn over the objects
+    inst: np.ndarray        # (H, W) int32 visible instance map: object k -> k + 1, 0 = background
+    void: np.ndarray        # (H, W) bool void band (all False for COCO)
+
+
+def _render_scene(seed, index, coco=False, empty=False):
+    """Draw scene ``index``: VOC's (void band), COCO's (larger objects first, no void band), or
+    with ``empty`` the background alone (no objects, no bars).  All randomness comes from
+    ``default_rng([seed, index])``; VOC and COCO draw the same numbers in the same order (only the
+    stacking order and the void band differ), and VOC's scenes are those written before COCO existed.
+    """
+    rng = np.random.default_rng([seed, index])
+    h, w = _image_size(rng, index)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+
+    # Background: a smooth dull colour field, then distractors under the objects.
+    img = _smooth_field(rng, (h, w), tuple(rng.integers(3, 6, size=2)),
+                        lambda r: _dull_colour(r, 0.3, 0.85))
+    for _ in range(int(rng.integers(4, 10))):
+        mask = _random_clutter_shape(rng, yy, xx, min(h, w))
+        colour = _dull_colour(rng)
+        _blend(img, mask, _clutter_texture(rng, yy, xx, colour), alpha=rng.uniform(0.6, 1.0))
+
+    if empty:
+        objects, occluder_masks = [], []
+        occluder, inst, void = np.zeros((h, w), bool), np.zeros((h, w), np.int32), np.zeros((h, w), bool)
+    else:
+        objects, occluder_masks, occluder, inst, void = _place_objects(rng, yy, xx, index, coco)
 
     for obj in objects:
         fill = obj.colour * ((1.0 - obj.depth * obj.texture) * obj.shading)[..., None]
@@ -368,16 +454,135 @@ def make_scene(seed, index):
         _blend(img, bar, colour)
     img += rng.normal(0.0, 0.015, size=img.shape).astype(np.float32)  # sensor noise
     image = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    return _Scene(image, objects, occluder, inst, void)
 
-    class_ids = np.array([0] + [CAT_INDEX[o.cls] + 1 for o in objects], np.uint8)
-    gt = class_ids[inst]
-    gt[void] = 255
+
+def make_scene(seed, index):
+    """Generate one VOC image with its ground truth and objects.
+
+    Returns (image (H, W, 3) uint8 RGB, gt (H, W) uint8 with 0 / class+1 / 255,
+    objects: list of (class name, (xmin, ymin, xmax, ymax) 1-based inclusive visible box)).
+    """
+    scene = _render_scene(seed, index)
+    class_ids = np.array([0] + [CAT_INDEX[o.cls] + 1 for o in scene.objects], np.uint8)
+    gt = class_ids[scene.inst]
+    gt[scene.void] = 255
 
     boxes = []
-    for k, obj in enumerate(objects, start=1):
-        ys, xs = np.nonzero(inst == k)
+    for k, obj in enumerate(scene.objects, start=1):
+        ys, xs = np.nonzero(scene.inst == k)
         boxes.append((obj.cls, (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)))
-    return image, gt, boxes
+    return scene.image, gt, boxes
+
+
+@dataclass
+class CocoInstance:
+    """One COCO annotation of a scene: its demo class, the pixels it annotates, and whether it is a crowd."""
+    cls: str
+    mask: np.ndarray        # (H, W) bool
+    iscrowd: bool
+
+
+def make_coco_scene(seed, index, empty=False):
+    """Generate one COCO image and its annotations.
+
+    Returns (image (H, W, 3) uint8 RGB, instances: list of :class:`CocoInstance` in drawing
+    order, so in decreasing area).  A polygon annotation covers the object's whole extent less the
+    occluders, holes filled (:func:`_object_extent`), so annotations overlap where a smaller
+    object lies on a larger one, as in COCO.  In an image whose index is a multiple of
+    :data:`CROWD_EVERY` and which has two objects or more, the last-drawn (smallest) object is a
+    crowd region: its visible pixels, as an RLE.  ``empty``: background only, no instances.
+    """
+    scene = _render_scene(seed, index, coco=True, empty=empty)
+    crowd = index % CROWD_EVERY == 0 and len(scene.objects) >= 2
+    instances = [CocoInstance(obj.cls, _object_extent(obj, scene.occluder), False) for obj in scene.objects]
+    if crowd:
+        # The top object: nothing but occluders hides it, so its visible pixels are its extent
+        # less the occluders, without holes filled (an RLE need not fill them).
+        instances[-1] = CocoInstance(instances[-1].cls, scene.inst == len(scene.objects), True)
+    return scene.image, instances
+
+
+# ----------------------------------------------------------------------------------------------
+# COCO's two mask encodings, written here so that writing the data set needs no pycocotools.
+
+# The four directions of a boundary edge, clockwise on screen (y points down), as (dx, dy).
+_EDGE_STEPS = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])   # east, south, west, north
+_TURNS = (1, 0, 3)  # what an outline tries at a corner, in order: turn right, go straight, turn left
+
+
+def trace_polygons(mask):
+    """COCO polygons of ``mask``: one flat ``[x0, y0, x1, y1, ...]`` int list per 4-connected
+    component, its outline along the pixel edges, with vertices at pixel corners and only there
+    where the outline turns.  A polygon rasteriser (pycocotools) gives back exactly ``mask``.
+
+    mask: (H, W) bool without holes (fill them first: a polygon cannot leave one out).  The
+    outline runs clockwise on screen, the object on its right.  Where two object pixels touch only
+    at a corner, the outline turns right, staying on the pixel it came along: diagonal neighbours
+    are separate polygons, and a pocket of background that opens only at such a corner stays out.
+    Raises ValueError for a mask with a hole.
+    """
+    mask = np.asarray(mask, bool)
+    h, w = mask.shape
+    padded = np.pad(mask, 1)
+    # leaves[d, y, x]: a boundary edge leaves corner (x, y) in direction d; the edges of a pixel
+    # (r, c) start at its corners (c, r) east, (c + 1, r) south, (c + 1, r + 1) west, (c, r + 1) north.
+    leaves = np.zeros((4, h + 1, w + 1), bool)
+    leaves[0, :h, :w] = mask & ~padded[:-2, 1:-1]    # top edges: no object pixel above
+    leaves[1, :h, 1:] = mask & ~padded[1:-1, 2:]     # right edges
+    leaves[2, 1:, 1:] = mask & ~padded[2:, 1:-1]     # bottom edges
+    leaves[3, 1:, :w] = mask & ~padded[1:-1, :-2]    # left edges
+    direction, y, x = np.nonzero(leaves)
+    if not len(direction):
+        return []
+    edge_id = np.full(leaves.shape, -1, np.int64)
+    edge_id[direction, y, x] = np.arange(len(direction))
+    end_x, end_y = x + _EDGE_STEPS[direction, 0], y + _EDGE_STEPS[direction, 1]
+    # Each edge's successor: the first of right, straight, left that leaves its end corner.  Only
+    # at a corner touched diagonally do two edges leave; elsewhere exactly one does.
+    following = np.full(len(direction), -1, np.int64)
+    for turn in _TURNS:
+        candidate = edge_id[(direction + turn) % 4, end_y, end_x]
+        following = np.where(following < 0, candidate, following)
+
+    polygons, done = [], np.zeros(len(direction), bool)
+    following = following.tolist()
+    for start in range(len(direction)):
+        if done[start]:
+            continue
+        cycle, edge = [], start
+        while not done[edge]:
+            done[edge] = True
+            cycle.append(edge)
+            edge = following[edge]
+        cycle = np.array(cycle)
+        # A vertex where the direction changes; the collinear corners between are dropped.
+        turns = direction[cycle] != np.roll(direction[cycle], 1)
+        xs, ys = x[cycle][turns], y[cycle][turns]
+        # Shoelace: positive for an outer outline (clockwise on screen), negative for a hole's.
+        if np.dot(xs, np.roll(ys, -1)) - np.dot(np.roll(xs, -1), ys) < 0:
+            raise ValueError("trace_polygons: the mask has a hole (fill it first)")
+        polygons.append(np.stack([xs, ys], axis=1).ravel().tolist())
+    return polygons
+
+
+def uncompressed_rle(mask):
+    """COCO's uncompressed RLE of ``mask`` ((H, W) bool): ``{"counts": [...], "size": [H, W]}``,
+    alternate runs of 0s and 1s down the columns (column-major), the first run of 0s (maybe empty)."""
+    mask = np.asarray(mask, bool)
+    flat = mask.ravel(order="F")
+    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    counts = np.diff(np.concatenate([[0], starts, [flat.size]])).tolist()
+    if flat.size and flat[0]:
+        counts.insert(0, 0)
+    return {"counts": counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
+
+
+def _mask_bbox(mask):
+    """COCO's ``[x, y, width, height]`` of the pixels of ``mask`` ((H, W) bool, not empty)."""
+    ys, xs = np.nonzero(mask)
+    x0, y0 = int(xs.min()), int(ys.min())
+    return [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -412,40 +617,80 @@ def _write_text(path, text):
         tmp.write_text(text)
 
 
-def _remove_stale(voc_root, keep):
-    """Remove demo files (``demo_NNNNNN.*``) left by an earlier, larger generation."""
-    for sub, suffix in (("JPEGImages", ".jpg"), ("SegmentationClassAug", ".png"), ("Annotations", ".xml")):
-        folder = voc_root / sub
-        if not folder.is_dir():
-            continue
-        for path in folder.glob(f"demo_*{suffix}"):
-            if _NAME_RE.match(path.stem) and path.stem not in keep:
-                path.unlink()
+def _remove_stale(folders, pattern, keep):
+    """Remove the demo files left by an earlier, larger generation: in each of ``folders``
+    (those that exist), the files whose name matches ``pattern`` (a glob, then _NAME_RE or
+    _COCO_NAME_RE on the stem) and is not in ``keep``."""
+    for folder in folders:
+        if folder.is_dir():
+            for path in folder.glob(pattern):
+                if (_NAME_RE.match(path.stem) or _COCO_NAME_RE.match(path.stem)) and path.stem not in keep:
+                    path.unlink()
 
 
-def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0):
-    """Write the demo data set under ``out_dir`` (layout in the module docstring); return ``out_dir``.
+def _save_jpeg(path, image):
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
 
-    Idempotent: if ``out_dir/demo.json`` records the same parameters, nothing is written.
-    Otherwise demo.json is removed first and rewritten last, so an interrupted run is redone.
-    """
-    out_dir = Path(out_dir)
-    for label, value, least in (("num_train", num_train, 1), ("num_val", num_val, 1), ("seed", seed, 0)):
-        if int(value) != value or value < least:
-            raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
-    if is_up_to_date(out_dir, num_train, num_val, seed):
-        return out_dir
 
-    (out_dir / "demo.json").unlink(missing_ok=True)
+def coco_categories():
+    """The 80 official COCO categories: ``{"id", "name", "supercategory"}`` in increasing id."""
+    supercategories = [name for name, count in COCO_SUPERCATEGORY_RUNS for _ in range(count)]
+    return [{"id": cat_id, "name": name, "supercategory": supercategory}
+            for cat_id, name, supercategory in zip(COCO_CATEGORY_IDS, COCO_CATEGORIES, supercategories)]
+
+
+def _coco_annotation(ann_id, image_id, instance):
+    """One entry of ``annotations``: polygons for an object, an uncompressed RLE for a crowd."""
+    mask = instance.mask
+    segmentation = uncompressed_rle(mask) if instance.iscrowd else trace_polygons(mask)
+    category_id = COCO_CATEGORY_IDS[COCO_CATEGORIES.index(COCO_NAME[instance.cls])]
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "segmentation": segmentation,
+            "area": int(mask.sum()), "bbox": _mask_bbox(mask), "iscrowd": int(instance.iscrowd)}
+
+
+def _make_coco_dataset(out_dir, num_train, num_val, seed):
+    """The COCO layout of the module docstring, less demo.json."""
+    rows = coco_images(num_train, num_val)
+    _remove_stale([out_dir / split for split in COCO_SPLITS], "COCO_*.jpg",
+                  {coco_image_name(split, index + 1) for split, index, _ in rows})
+    categories = coco_categories()
+    ann_id = 0  # annotation ids run on from train into val: unique over both files
+    for split in COCO_SPLITS:
+        images, annotations = [], []
+        for row_split, index, empty in rows:
+            if row_split != split:
+                continue
+            image_id = index + 1
+            name = coco_image_name(split, image_id)
+            image, instances = make_coco_scene(seed, index, empty)
+            _save_jpeg(out_dir / split / f"{name}.jpg", image)
+            images.append({"id": image_id, "file_name": f"{name}.jpg", "height": int(image.shape[0]),
+                           "width": int(image.shape[1]), "license": 1})
+            for instance in instances:
+                ann_id += 1
+                annotations.append(_coco_annotation(ann_id, image_id, instance))
+        document = {"info": {"description": f"WSGCN synthetic demo data set in the MS COCO 2014 layout "
+                                            f"(seed {seed})", "version": "1.0", "year": 2014,
+                             "contributor": "wsgcn.demo_data"},
+                    "licenses": [{"id": 1, "name": "synthetic, no restrictions", "url": ""}],
+                    "images": images, "annotations": annotations, "categories": categories}
+        # Compact, as COCO's own files are: the polygons make up most of the text.
+        _write_text(out_dir / "annotations" / f"instances_{split}.json",
+                    json.dumps(document, separators=(",", ":")) + "\n")
+
+
+def _make_voc_dataset(out_dir, num_train, num_val, seed):
+    """The VOC layout of the module docstring, less demo.json."""
     voc_root = out_dir / "VOC2012"
     names = [demo_image_name(i) for i in range(num_train + num_val)]
-    _remove_stale(voc_root, set(names))
+    for sub, suffix in (("JPEGImages", ".jpg"), ("SegmentationClassAug", ".png"), ("Annotations", ".xml")):
+        _remove_stale([voc_root / sub], f"demo_*{suffix}", set(names))
 
     label_lines = []
     for index, name in enumerate(names):
         image, gt, boxes = make_scene(seed, index)
-        with atomic_path(voc_root / "JPEGImages" / f"{name}.jpg") as tmp:
-            Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+        _save_jpeg(voc_root / "JPEGImages" / f"{name}.jpg", image)
         save_label_png(voc_root / "SegmentationClassAug" / f"{name}.png", gt)
         _write_text(voc_root / "Annotations" / f"{name}.xml",
                     _annotation_xml(name, gt.shape[0], gt.shape[1], boxes))
@@ -455,24 +700,52 @@ def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0):
     _write_text(out_dir / "cls_labels.txt", "\n".join(label_lines) + "\n")
     _write_text(out_dir / "train.txt", "\n".join(names[:num_train]) + "\n")
     _write_text(out_dir / "val.txt", "\n".join(names[num_train:]) + "\n")
-    _write_text(out_dir / "demo.json", json.dumps(demo_params(num_train, num_val, seed), indent=2) + "\n")
+
+
+def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0, fmt="voc"):
+    """Write the demo data set in format ``fmt`` (voc or coco) under ``out_dir`` (layouts in the
+    module docstring); return ``out_dir``.
+
+    Idempotent: if ``out_dir/demo.json`` records the same parameters, nothing is written.
+    Otherwise demo.json is removed first and rewritten last, so an interrupted run is redone.
+    """
+    out_dir = Path(out_dir)
+    for label, value, least in (("num_train", num_train, 1), ("num_val", num_val, 1), ("seed", seed, 0)):
+        if int(value) != value or value < least:
+            raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if is_up_to_date(out_dir, num_train, num_val, seed, fmt):
+        return out_dir
+
+    (out_dir / "demo.json").unlink(missing_ok=True)
+    write = _make_coco_dataset if fmt == "coco" else _make_voc_dataset
+    write(out_dir, int(num_train), int(num_val), int(seed))
+    _write_text(out_dir / "demo.json", json.dumps(demo_params(num_train, num_val, seed, fmt), indent=2) + "\n")
     return out_dir
 
 
 @dataclass(frozen=True)
 class DemoDataConfig:
-    out: str = field("Data/demo", "output folder (gets VOC2012/, lists, demo.json)")
+    out: str = field("Data/demo", "output folder (gets VOC2012/ and lists, or COCO's train2014/, val2014/, "
+                                  "annotations/; and demo.json)")
     num_train: int = field(48, "number of training images", low=1)
     num_val: int = field(16, "number of validation images", low=1)
     seed: int = field(0, "random seed (same seed, same bytes)", low=0)
+    format: str = field("voc", "layout: voc (PASCAL VOC, ground truth and label lists) or coco (MS COCO 2014 "
+                               "instance annotations, one more image without objects per split)", choices=FORMATS)
 
 
 def run(cfg):
-    if is_up_to_date(cfg.out, cfg.num_train, cfg.num_val, cfg.seed):
-        print(f"{cfg.out}: demo data set up to date ({cfg.num_train} train + {cfg.num_val} val, seed {cfg.seed})")
+    sizes = f"{cfg.num_train} train + {cfg.num_val} val images"
+    if cfg.format == "coco":
+        sizes += " and one without objects in each split"
+    if is_up_to_date(cfg.out, cfg.num_train, cfg.num_val, cfg.seed, cfg.format):
+        print(f"{cfg.out}: demo data set up to date ({cfg.format}, {sizes}, seed {cfg.seed})")
         return
-    out = make_demo_dataset(cfg.out, cfg.num_train, cfg.num_val, cfg.seed)
-    print(f"{out}: wrote demo data set, {cfg.num_train} train + {cfg.num_val} val images (seed {cfg.seed})")
+    out = make_demo_dataset(cfg.out, cfg.num_train, cfg.num_val, cfg.seed, cfg.format)
+    what = "COCO-format demo data set" if cfg.format == "coco" else "demo data set"
+    print(f"{out}: wrote {what}, {sizes} (seed {cfg.seed})")
 
 
 def main(argv=None):

@@ -23,8 +23,6 @@ from wsgcn.seg.dataset import (
 )
 from wsgcn.seg.voc import CAT_INDEX, CAT_LIST, VOC12
 
-# pycocotools' decode (2.0.11) under numpy 2 warns about its own __array__ at every call: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 NUM_TRAIN, NUM_VAL, SEED = 24, 8, 0
 NAMES = [demo_image_name(i) for i in range(NUM_TRAIN + NUM_VAL)]

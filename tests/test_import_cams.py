@@ -156,3 +156,35 @@ def test_exported_irnet_npy_imports_back_to_the_same_cams(irn_run, demo_root, tm
         original, back = load_npz(work / "IRN4GCN/CAM" / f"{name}.npz"), load_npz(tmp_path / "w/IRN4GCN/CAM" / f"{name}.npz")
         for key in ("keys", "cam", "high_res"):
             np.testing.assert_array_equal(back[key], original[key])
+
+
+def test_coco_seeds_import_with_their_80_class_keys(tmp_path):
+    """COCO seeds (object-class keys 0..79, both layouts) into the coco14 data set, whose label
+    table python -m wsgcn.coco wrote."""
+    pytest.importorskip("pycocotools")
+    from wsgcn import coco
+    from wsgcn.demo_data import make_demo_dataset
+    from wsgcn.seg.dataset import DATASETS, DataSet
+
+    root = make_demo_dataset(tmp_path / "coco", num_train=4, num_val=1, seed=0, fmt="coco")
+    assert coco.main(["--root", str(root), "--num_workers", "0", "--quiet", "True"]) == 0
+    data = DataSet(DATASETS["coco14"], root)
+    names = read_image_list(root / "train2014.txt")[:2]
+    src, work = tmp_path / "src", tmp_path / "work"
+    src.mkdir()
+    # the demo's classes are COCO's first 16; toothbrush (79) added, beyond VOC's 20
+    classes = {n: np.append(np.flatnonzero(data.class_labels(n)), 79) for n in names}
+    sizes = {n: data.load_image(n).shape[:2] for n in names}
+    table = tmp_path / "cls_labels.txt"
+    table.write_text("".join(" ".join([n, *map(str, c)]) + "\n" for n, c in classes.items()))
+    np.savez(src / f"{names[0]}.npz", **{k: v.numpy() if torch.is_tensor(v) else v
+                                         for k, v in irnet_dict(classes[names[0]], sizes[names[0]], 0).items()})
+    maps = {int(c): np.random.default_rng(1).random(sizes[names[1]]).astype(np.float32) for c in classes[names[1]]}
+    np.save(src / f"{names[1]}.npy", maps, allow_pickle=True)
+    (tmp_path / "list.txt").write_text("".join(f"{n}\n" for n in names))
+    assert status(["--src", str(src), "--work_dir", str(work), "--dataset", "coco14", "--data_root", str(root),
+                   "--cls_labels", str(table), "--list", str(tmp_path / "list.txt"), "--allow_pickle", "True", "--num_workers", "0",
+                   "--quiet", "True"]) == 0
+    for name in names:
+        cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", 80, image_size=sizes[name])
+        np.testing.assert_array_equal(cams["classes"], classes[name])

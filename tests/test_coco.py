@@ -66,7 +66,7 @@ def root(tmp_path):
 
 
 def test_masks_lists_and_table_follow_the_rules(root):
-    assert convert(root) == 0
+    assert coco.main(["--root", str(root), "--num_workers", "2", "--quiet", "True"]) == 0  # forked workers
     one = mask(root, "train2014", 1)
     expected = np.full((H, W), 3, np.uint8)  # car: class 3
     expected[2:6, 2:6] = 1                    # the smaller person stays visible on it
@@ -137,14 +137,14 @@ def test_rle_segmentations_are_read(tmp_path):
 def test_a_bad_annotation_fails_its_image_alone(root, capsys):
     path = root / "annotations/instances_train2014.json"
     raw = json.loads(path.read_text())
-    raw["annotations"][2]["segmentation"] = [[1, 2, 3, 4, 5]]  # image 2: an odd number of coordinates
+    raw["annotations"][2]["segmentation"] = [[1, 2, 3, 4, 5, 6, 7]]  # image 2: an odd number of coordinates
     raw["annotations"].append({"id": 99, "image_id": 3, "category_id": 12, "segmentation": square(0, 0, 2, 2),
                                "iscrowd": 0})  # image 3: a category id COCO does not use
     path.write_text(json.dumps(raw))
     assert convert(root) == 1
     err = capsys.readouterr().err
-    assert f"{stem('train2014', 2)}: " in err and "annotation 3: a polygon must list at least 3 points" in err
-    assert "category 12 is not declared" in err
+    assert f"{stem('train2014', 2)}: " in err and "annotation 3: a polygon must list x, y numbers in pairs" in err
+    assert "has category 12, not declared" in err
     failed = (root / "SegmentationClass/failures.txt").read_text()
     assert stem("train2014", 2) in failed and stem("train2014", 3) in failed
     assert (root / "train2014.txt").read_text().split() == [stem("train2014", 1)]
@@ -180,3 +180,75 @@ def test_bad_settings_and_files_exit_2(tmp_path, capsys):
     (tmp_path / "annotations/instances_train2014.json").write_text("{not json")
     assert convert(tmp_path, "--splits", "train2014") == 2
     assert "not a COCO instance annotation file" in capsys.readouterr().err
+
+
+def test_rle_strings_are_read_as_pycocotools_writes_them():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        m = (rng.random((9, 13)) < rng.uniform(0.1, 0.9)).astype(np.uint8)
+        encoded = mask_utils.encode(np.asfortranarray(m))
+        runs = coco.rle_string_counts(encoded["counts"])
+        flat = m.ravel(order="F")
+        assert sum(runs) == m.size and np.array_equal(np.repeat(np.arange(len(runs)) % 2, runs), flat)
+
+
+def test_a_short_rle_string_fails_instead_of_painting_undefined_pixels(tmp_path, capsys):
+    crowd = np.zeros((H, W), np.uint8)
+    crowd[3:9, 5:11] = 1
+    encoded = mask_utils.encode(np.asfortranarray(crowd[:, :-1]))  # one column short of the image
+    short = {"size": [H, W], "counts": encoded["counts"].decode()}
+    write_split(tmp_path, "train2014", {1: (H, W), 2: (H, W)}, [(1, CAR, short, 0), (2, CAR, square(0, 0, 2, 2), 0)])
+    assert convert(tmp_path, "--splits", "train2014") == 1
+    assert "RLE runs must be non-negative and cover the 12x16 image" in capsys.readouterr().err
+    assert (tmp_path / "train2014.txt").read_text().split() == [stem("train2014", 2)]
+
+
+def test_files_written_by_other_code(tmp_path):
+    """Quoted ids, quoted iscrowd, a folder in file_name, a degenerate part of a polygon list,
+    annotations of no listed image."""
+    path = write_split(tmp_path, "train2014", {1: (H, W), 2: (H, W)}, [
+        (1, PERSON, square(2, 2, 6, 6) + [[0, 0, 1, 1]], 0),  # a 2-point part covers nothing: dropped
+        (2, CAR, square(0, 0, 4, 4), "1"),
+        (9, CAR, square(0, 0, 4, 4), 0),                      # image 9 is not listed
+    ])
+    raw = json.loads(path.read_text())
+    for image in raw["images"]:
+        image["id"] = str(image["id"])
+        image["file_name"] = f"train2014/{image['file_name']}"
+    for annotation in raw["annotations"]:
+        annotation["category_id"] = str(annotation["category_id"])
+    path.write_text(json.dumps(raw))
+    with pytest.warns(UserWarning, match="1 of 3 annotations belong to no image"):
+        assert convert(tmp_path, "--splits", "train2014") == 0
+    one = mask(tmp_path, "train2014", 1)
+    assert (one == 1).sum() == 16 and set(np.unique(one).tolist()) == {0, 1}
+    assert (mask(tmp_path, "train2014", 2) == 255).sum() == 16
+    assert (tmp_path / "cls_labels.txt").read_text().split("\n")[:2] == [f"{stem('train2014', 1)} 0",
+                                                                         f"{stem('train2014', 2)} 2"]
+
+
+def test_two_images_of_one_name_both_fail(tmp_path, capsys):
+    path = write_split(tmp_path, "train2014", {1: (H, W), 2: (H, W), 3: (H, W)},
+                       [(i, CAR, square(0, 0, 4, 4), 0) for i in (1, 2, 3)])
+    raw = json.loads(path.read_text())
+    raw["images"][1]["file_name"] = raw["images"][0]["file_name"]
+    path.write_text(json.dumps(raw))
+    assert convert(tmp_path, "--splits", "train2014") == 1
+    assert f"two image entries are named {stem('train2014', 1)}" in capsys.readouterr().err
+    assert (tmp_path / "train2014.txt").read_text().split() == [stem("train2014", 3)]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: raw.update(categories=[]), "no 'categories' declared"),
+    (lambda raw: [i.update(file_name=f"{i['id']:012d}.jpg") for i in raw["images"]],
+     "no image is named COCO_train2014_"),
+    (lambda raw: raw["images"][0].pop("file_name"), "every image entry needs an 'id' and a 'file_name'"),
+])
+def test_a_file_that_is_not_coco_2014_stops_with_one_line(tmp_path, capsys, edit, message):
+    path = write_split(tmp_path, "train2014", {1: (H, W)}, [(1, CAR, square(0, 0, 4, 4), 0)])
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw))
+    assert convert(tmp_path, "--splits", "train2014") == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and len(err.strip().splitlines()) == 1

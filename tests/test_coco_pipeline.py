@@ -63,8 +63,8 @@ def test_converted_ground_truth_is_the_annotations_rasterisation(coco_root):
 
 def test_both_stages_and_eval_run_by_the_documented_commands(coco_root, tmp_path):
     work = tmp_path / "W"
-    env = {**os.environ, "DATASET": "coco14", "DATA_ROOT": str(coco_root), "TRAIN_LIST": str(coco_root / "train2014.txt"),
-           "INFER_LIST": str(coco_root / "train2014.txt"), "SEG_TRAIN_LIST": str(coco_root / "train2014.txt"),
+    env = {**os.environ, "DATASET": "coco14", "DATA_ROOT": str(coco_root),
+           "TRAIN_LIST": str(coco_root / "train2014.txt"), "INFER_LIST": str(coco_root / "train2014.txt"), "SEG_TRAIN_LIST": str(coco_root / "train2014.txt"),
            "SEG_VAL_LIST": str(coco_root / "val2014.txt"), "WORK_DIR": str(work), "DEVICE": "cpu",
            "PYTHON": sys.executable, "CUDA_VISIBLE_DEVICES": "", **TINY}
     env.pop("CLS_LABELS", None)  # the data set's own table: ROOT/cls_labels.txt

@@ -183,8 +183,8 @@ def test_coco_seeds_import_with_their_80_class_keys(tmp_path):
     np.save(src / f"{names[1]}.npy", maps, allow_pickle=True)
     (tmp_path / "list.txt").write_text("".join(f"{n}\n" for n in names))
     assert status(["--src", str(src), "--work_dir", str(work), "--dataset", "coco14", "--data_root", str(root),
-                   "--cls_labels", str(table), "--list", str(tmp_path / "list.txt"), "--allow_pickle", "True", "--num_workers", "0",
-                   "--quiet", "True"]) == 0
+                   "--cls_labels", str(table), "--list", str(tmp_path / "list.txt"), "--allow_pickle", "True",
+                   "--num_workers", "0", "--quiet", "True"]) == 0
     for name in names:
         cams = load_cams(work / "IRN4GCN/CAM" / f"{name}.npz", 80, image_size=sizes[name])
         np.testing.assert_array_equal(cams["classes"], classes[name])

@@ -174,6 +174,10 @@ class Failures:
             return set()
         return {line.split("\t", 1)[0] for line in self.path.read_text().splitlines() if line.strip()}
 
+    def names(self):
+        """The images recorded as failed so far (in this process)."""
+        return {name for name, _, _ in self.items}
+
     def add(self, name, reason, details=""):
         """Record image ``name`` as failed: ``reason`` one line, ``details`` its traceback."""
         self.items.append((name, reason, details))

@@ -150,7 +150,7 @@ def test_help_shows_the_range(capsys):
     assert "(one of imagenet, none, or the path of an existing file; default: 'imagenet')" in shown
 
 
-@pytest.mark.parametrize("flag, allowed", [("--stage", "1, 2 or all"), ("--profile", "paper or demo")])
+@pytest.mark.parametrize("flag, allowed", [("--stage", "1, 2 or all"), ("--profile", "paper, coco or demo")])
 def test_train_sh_flag_without_a_value_is_refused(flag, allowed):
     done = subprocess.run(["bash", "train.sh", flag], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

@@ -163,9 +163,13 @@ def test_resumes_keeps_done_masks_and_the_other_split(root):
     done = root / "SegmentationClass/train2014" / f"{stem('train2014', 1)}.png"
     os.utime(done, ns=(1, 10**19))  # newer than its JSON file: kept
     stamp = done.stat().st_mtime_ns
+    with open(root / "cls_labels.txt", "a") as f:
+        f.write("my_own_image 3\n")  # not a COCO name: a line of the user's, kept
     assert convert(root, "--splits", "train2014") == 0
     assert done.stat().st_mtime_ns == stamp
-    assert f"{stem('val2014', 7)} 2" in (root / "cls_labels.txt").read_text().splitlines()  # val's line kept
+    lines = (root / "cls_labels.txt").read_text().splitlines()
+    assert f"{stem('val2014', 7)} 2" in lines and "my_own_image 3" in lines  # val's line and the user's kept
+    assert sum(line.startswith("COCO_train2014_") for line in lines) == len((root / "train2014.txt").read_text().split())
     assert convert(root, "--splits", "train2014", "--overwrite", "True") == 0
     assert done.stat().st_mtime_ns != stamp
 

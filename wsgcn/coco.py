@@ -38,11 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from wsgcn.infra.config import field
-from wsgcn.infra.io import atomic_path, prepare_outputs, save_label_png
+from wsgcn.infra.io import prepare_outputs, save_label_png, save_text
 from wsgcn.infra.per_image import Failures, map_images, pending_images
 from wsgcn.infra.runtime import default_workers
 from wsgcn.infra.scripts import tool_main
-from wsgcn.seg.dataset import COCO_CATEGORIES, COCO_CATEGORY_IDS, IGNORE_INDEX, image_name
+from wsgcn.seg.dataset import COCO_CATEGORIES, COCO_CATEGORY_IDS, IGNORE_INDEX, coco_split, image_name
 
 SPLITS = ("train2014", "val2014")
 
@@ -314,21 +314,20 @@ def convert_split(cfg, split, failures):
     return {stem: labels for stem, labels in classes.items() if stem not in failed}
 
 
-def _write_lines(path, lines):
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("".join(f"{line}\n" for line in lines))
-
-
 def _kept_table_lines(path, splits):
     """The lines of an existing label table for the images of other splits than ``splits``."""
     if not path.is_file():
         return []
     kept = []
     for line in path.read_text().splitlines():
-        stem = line.split(maxsplit=1)[0] if line.strip() else ""
-        parts = stem.split("_")
-        if stem and not (len(parts) == 3 and parts[1] in splits):
-            kept.append(line)
+        if line.strip():
+            stem = line.split(maxsplit=1)[0]
+            try:
+                converted_now = coco_split(stem) in splits
+            except ValueError:  # not a COCO name: a line the user added, kept
+                converted_now = False
+            if not converted_now:
+                kept.append(line)
     return kept
 
 
@@ -353,9 +352,9 @@ def run(cfg):
     for split in splits:
         classes = convert_split(cfg, split, failures)
         table += [" ".join([stem] + [str(i) for i in labels]) for stem, labels in classes.items()]
-        _write_lines(root / f"{split}.txt", classes)
+        save_text(root / f"{split}.txt", "".join(f"{stem}\n" for stem in classes))
         print(f"{split}: {len(classes)} images listed in {root / f'{split}.txt'}", flush=True)
-    _write_lines(root / "cls_labels.txt", table)
+    save_text(root / "cls_labels.txt", "".join(f"{line}\n" for line in table))
     print(f"image-level labels of {len(table)} images in {root / 'cls_labels.txt'}", flush=True)
     failures.finish()
 

@@ -59,7 +59,7 @@ from PIL import Image
 from scipy import ndimage
 
 from wsgcn.infra.config import field
-from wsgcn.infra.io import atomic_path, save_label_png
+from wsgcn.infra.io import atomic_path, save_label_png, save_text
 from wsgcn.infra.scripts import tool_main
 from wsgcn.seg.dataset import COCO_CATEGORIES, COCO_CATEGORY_IDS
 from wsgcn.seg.voc import CAT_INDEX
@@ -612,11 +612,6 @@ def _annotation_xml(name, height, width, boxes):
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _write_text(path, text):
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def _remove_stale(folders, pattern, keep):
     """Remove the demo files left by an earlier, larger generation: in each of ``folders``
     (those that exist), the files whose name matches ``pattern`` (a glob, then _NAME_RE or
@@ -676,7 +671,7 @@ def _make_coco_dataset(out_dir, num_train, num_val, seed):
                     "licenses": [{"id": 1, "name": "synthetic, no restrictions", "url": ""}],
                     "images": images, "annotations": annotations, "categories": categories}
         # Compact, as COCO's own files are: the polygons make up most of the text.
-        _write_text(out_dir / "annotations" / f"instances_{split}.json",
+        save_text(out_dir / "annotations" / f"instances_{split}.json",
                     json.dumps(document, separators=(",", ":")) + "\n")
 
 
@@ -692,14 +687,14 @@ def _make_voc_dataset(out_dir, num_train, num_val, seed):
         image, gt, boxes = make_scene(seed, index)
         _save_jpeg(voc_root / "JPEGImages" / f"{name}.jpg", image)
         save_label_png(voc_root / "SegmentationClassAug" / f"{name}.png", gt)
-        _write_text(voc_root / "Annotations" / f"{name}.xml",
+        save_text(voc_root / "Annotations" / f"{name}.xml",
                     _annotation_xml(name, gt.shape[0], gt.shape[1], boxes))
         indices = sorted({CAT_INDEX[cls] for cls, _ in boxes})
         label_lines.append(" ".join([name] + [str(i) for i in indices]))
 
-    _write_text(out_dir / "cls_labels.txt", "\n".join(label_lines) + "\n")
-    _write_text(out_dir / "train.txt", "\n".join(names[:num_train]) + "\n")
-    _write_text(out_dir / "val.txt", "\n".join(names[num_train:]) + "\n")
+    save_text(out_dir / "cls_labels.txt", "\n".join(label_lines) + "\n")
+    save_text(out_dir / "train.txt", "\n".join(names[:num_train]) + "\n")
+    save_text(out_dir / "val.txt", "\n".join(names[num_train:]) + "\n")
 
 
 def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0, fmt="voc"):
@@ -721,7 +716,7 @@ def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0, fmt="voc"):
     (out_dir / "demo.json").unlink(missing_ok=True)
     write = _make_coco_dataset if fmt == "coco" else _make_voc_dataset
     write(out_dir, int(num_train), int(num_val), int(seed))
-    _write_text(out_dir / "demo.json", json.dumps(demo_params(num_train, num_val, seed, fmt), indent=2) + "\n")
+    save_text(out_dir / "demo.json", json.dumps(demo_params(num_train, num_val, seed, fmt), indent=2) + "\n")
     return out_dir
 
 

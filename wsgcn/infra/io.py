@@ -176,6 +176,12 @@ def prepare_outputs(folders=(), files=()):
     return debris
 
 
+def save_text(path, text):
+    """Write ``text`` to ``path`` atomically (a list file, a table, a JSON record)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def save_label_png(path, label_map):
     """Write a label map (H, W) of class indices 0..255 as a palette PNG with the VOC colours."""
     label_map = np.asarray(label_map)

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from wsgcn.infra import distributed
-from wsgcn.infra.io import EnvironmentFault, atomic_path, environment_fault
+from wsgcn.infra.io import EnvironmentFault, environment_fault, save_text
 from wsgcn.infra.runtime import progress, worker_init_fn
 
 # What a bad input raises: a file that cannot be read or decoded (OSError, which includes PIL's
@@ -204,10 +204,9 @@ class Failures:
         if distributed.is_main():
             if items:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                with atomic_path(self.path) as tmp:
-                    Path(tmp).write_text("".join(f"{name}\t{reason}\n" for name, reason, _ in items))
-                with atomic_path(self.log_path) as tmp:
-                    Path(tmp).write_text("".join(f"== {name}: {reason}\n{details}\n" for name, reason, details in items))
+                save_text(self.path, "".join(f"{name}\t{reason}\n" for name, reason, _ in items))
+                save_text(self.log_path, "".join(f"== {name}: {reason}\n{details}\n"
+                                                 for name, reason, details in items))
             else:
                 for path in (self.path, self.log_path):
                     if path.is_file():

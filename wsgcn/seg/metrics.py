@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsgcn.infra.io import atomic_path, load_label_png
+from wsgcn.infra.io import atomic_path, load_label_png, save_text
 from wsgcn.seg.dataset import IGNORE_INDEX
 
 
@@ -182,8 +182,7 @@ def write_scores_json(path, conf, num_images, class_names, **extra):
     record["classes"] = [{"name": name, **{key: _json_number(scores[key][c]) for key, _ in PROTOCOL_COLUMNS}}
                          for c, name in enumerate(class_names)]
     record["confusion"] = conf.astype(np.int64).tolist()
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    save_text(path, json.dumps(record, indent=1) + "\n")
 
 
 def name_some(names, shown=5):

@@ -47,6 +47,10 @@ class GCNConfig(CommonConfig, DataConfig):
     graph_isolation: float = field(0.01, "lowmem: nodes with less off-diagonal affinity mass are split off", low=0)
     batch_images: int = field(0, "images whose GCNs train together in one set of launches, each with "
                                  "its own model and seed (0: 32 on CUDA, 1 on the CPU)", low=0)
+    outputs: str = field("auto", "the GCN's outputs: all (one per class of the data set, the original's 21 on "
+                                 "VOC) or image (background and the image's own classes, so that the entropy and "
+                                 "smoothness terms do not grow with the data set's class count); auto: all for "
+                                 "voc12, image for the others", choices=("auto", "all", "image"))
     restrict_to_image_classes: bool = field(True, "predict only background and the image's classes "
                                                   "(False: the original argmax over all 21)")
     # §8 dense CRF refinement

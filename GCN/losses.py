@@ -37,13 +37,16 @@ def partial_nll(log_probs, labels, ignore_index=IGNORE_INDEX):
     return _masked_mean(nll, foreground) + _masked_mean(nll, labels == 0)
 
 
-def entropy_loss(log_probs, labels, ignore_index=IGNORE_INDEX):
+def entropy_loss(log_probs, labels, ignore_index=IGNORE_INDEX, num_outputs=None):
     """Mean of -p log p over the unlabelled nodes and all C outputs, p = exp(log_probs).
 
     log_probs (..., N, C) float, labels (..., N) int64; = sum / (n_unlabelled * C), 0 if none.
+    ``num_outputs`` (...,): each image's own number of outputs to divide by instead of C, when
+    it has fewer (the others must hold log p = 0, see :func:`total_loss`).
     """
     neg_p_log_p = -log_probs.exp() * log_probs
-    return _masked_mean(neg_p_log_p, labels == ignore_index, log_probs.shape[-1])
+    count = log_probs.shape[-1] if num_outputs is None else num_outputs
+    return _masked_mean(neg_p_log_p, labels == ignore_index, count)
 
 
 def laplacian_loss(log_probs, laplacian, num_nodes=None):
@@ -62,18 +65,24 @@ def laplacian_loss(log_probs, laplacian, num_nodes=None):
 
 
 def total_loss(log_probs, labels, laplacian=None, use_ent=True, use_lap=True, ent_weight=10.0,
-               lap_weight=0.01):
+               lap_weight=0.01, columns=None):
     """nll + use_ent * ent_weight * entropy + use_lap * lap_weight * Laplacian term.
 
     log_probs (N, C) or (B, N, C), labels (N,) or (B, N) int64 (see the module's doc),
-    laplacian (see :func:`laplacian_loss`; needed only when use_lap).
+    laplacian (see :func:`laplacian_loss`; needed only when use_lap).  ``columns`` (B, 1, C)
+    bool: each image's own outputs, when some images have fewer than C (the others hold
+    log p = -inf): those are left out of every term, as if the image's model had only its own.
     Returns a dict of scalar or (B,) tensors: "nll", "entropy" / "laplacian" when switched on,
     "total".
     """
+    num_outputs = None
+    if columns is not None:
+        log_probs = torch.where(columns, log_probs, 0.0)  # p log p = 0 and no smoothness term there
+        num_outputs = columns.sum((-2, -1))
     losses = {"nll": partial_nll(log_probs, labels)}
     total = losses["nll"]
     if use_ent:
-        losses["entropy"] = entropy_loss(log_probs, labels)
+        losses["entropy"] = entropy_loss(log_probs, labels, num_outputs=num_outputs)
         total = total + ent_weight * losses["entropy"]
     if use_lap:
         if laplacian is None:

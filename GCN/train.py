@@ -48,27 +48,69 @@ def train_gcn(images, cfg, device, prepared=None):
     mode = graph_mode(cfg.graph)
     graph = mode.assemble(prepared or [mode.prepare(x.boundary, cfg) for x in images], batch, cfg)
     features = batch.scatter_maps([x.features for x in images])
-    labels = batch.scatter_labels([x.partial_labels for x in images])
     laplacian = (GridLaplacian([x.grid_image for x in images], batch, cfg.lap_rgb_scale, cfg.lap_xy_scale)
                  if cfg.use_lap else None)
     num_classes = images[0].num_classes
+    if outputs_per_image(cfg):
+        # image b's model has one output per class of its own, background first: output k is
+        # class own[b][k], and the partial labels are renumbered to match
+        own = [labels_with_background(x.classes) for x in images]
+        labels = batch.scatter_labels([renumber(x, classes) for x, classes in zip(images, own)])
+        nclass = [len(classes) for classes in own]
+    else:
+        labels = batch.scatter_labels([x.partial_labels for x in images])
+        nclass = num_classes
     model = StackedGCN.for_images([x.name for x in images], batch, features, graph, cfg.seed, cfg.num_hid_unit,
-                                  num_classes, cfg.drop_rate)
+                                  nclass, cfg.drop_rate)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     model.train()
     for _ in range(cfg.max_epoch):
         optimizer.zero_grad(set_to_none=True)
         losses = total_loss(model(), labels, laplacian, use_ent=cfg.use_ent, use_lap=cfg.use_lap,
-                            ent_weight=cfg.ent_weight, lap_weight=cfg.lap_weight)
+                            ent_weight=cfg.ent_weight, lap_weight=cfg.lap_weight, columns=model.columns)
         losses["total"].sum().backward()  # image b's parameters get image b's gradient only
         optimizer.step()
 
     model.eval()
     with torch.no_grad():
         log_probs = batch.image_maps(model())
+        if outputs_per_image(cfg):  # back to the data set's C outputs, the absent classes with p = 0
+            log_probs = [scatter_classes(lp[: len(classes)], classes, num_classes)
+                         for lp, classes in zip(log_probs, own)]
     losses = {k: v.detach().cpu().tolist() for k, v in losses.items()}
     return [(log_probs[b], {k: v[b] for k, v in losses.items()}) for b in range(len(images))]
+
+
+def outputs_per_image(cfg):
+    """Whether each image's GCN has outputs for its own classes only (``--outputs image``; ``auto``:
+    every data set but voc12, whose GCN keeps the original's 21)."""
+    return cfg.outputs == "image" or (cfg.outputs == "auto" and cfg.dataset != "voc12")
+
+
+def renumber(inputs, classes):
+    """The image's partial labels (h, w) with class classes[k] as k (255 kept); a label of a class
+    the image does not have is an error naming the file."""
+    lookup = np.full(256, -1, np.int64)
+    lookup[classes] = np.arange(len(classes))
+    lookup[IGNORE_INDEX] = IGNORE_INDEX
+    renumbered = lookup[inputs.partial_labels]
+    if (renumbered < 0).any():
+        stray = np.unique(inputs.partial_labels[renumbered < 0]).tolist()
+        raise ValueError(f"{inputs.name}: partial labels of classes {stray}, which the image's CAMs do not have "
+                         f"({classes.tolist()} with the background)")
+    return renumbered
+
+
+ABSENT_LOG_PROB = -1e4  # probability 0 in float32, and finite: interpolating -inf gives NaN (0 * -inf)
+
+
+def scatter_classes(log_probs, classes, num_classes):
+    """(K, h, w) log-probabilities of ``classes`` -> (num_classes, h, w), ``ABSENT_LOG_PROB`` for
+    the others."""
+    full = log_probs.new_full((num_classes,) + tuple(log_probs.shape[1:]), ABSENT_LOG_PROB)
+    full[torch.as_tensor(classes, device=log_probs.device)] = log_probs
+    return full
 
 
 def predictions(log_probs, size, classes, restrict=True):
@@ -98,6 +140,8 @@ def prepare(name, work, data, cfg):
     """One image's inputs and its graph preparation: the CPU work of an image, done in
     data-loading workers while the device trains (none for an image that will not train)."""
     inputs = load_gcn_inputs(work, data, name, cfg.allow_pickle)
+    if outputs_per_image(cfg):
+        renumber(inputs, labels_with_background(inputs.classes))  # a stray label fails this image here
     prepared = graph_mode(cfg.graph).prepare(inputs.boundary, cfg) if labelled_classes(inputs).size else None
     return inputs, prepared
 

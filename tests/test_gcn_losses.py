@@ -3,6 +3,8 @@ import math
 import pytest
 import torch
 
+from GCN.batch import GridBatch
+from GCN.laplacian import GridLaplacian
 from GCN.losses import entropy_loss, laplacian_loss, partial_nll, total_loss
 
 
@@ -114,3 +116,27 @@ def test_grid_laplacian_gradient_is_twice_l_y():
     GridLaplacian(image, dtype=torch.float64).quadratic_form(y).backward()
     torch.testing.assert_close(y.grad, 2 * lap @ y.detach())
     assert torch.autograd.gradcheck(GridLaplacian(image, dtype=torch.float64).quadratic_form, (y,))
+
+
+def test_columns_leave_the_padding_outputs_out_of_every_term():
+    """Two images stacked with 3 and 5 outputs: with ``columns`` each image's losses (and their
+    gradients) are those of its own outputs alone, as if its model had no others."""
+    torch.manual_seed(1)
+    scores = torch.randn(2, 6, 5)
+    columns = torch.tensor([[True] * 3 + [False] * 2, [True] * 5])[:, None]
+    labels = torch.tensor([[0, 2, 255, 1, 255, 255], [4, 255, 0, 3, 255, 1]])
+    images = [torch.randint(0, 256, (2, 3, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(k))
+              for k in range(2)]
+    laplacian = GridLaplacian(images, GridBatch([(2, 3), (2, 3)]))
+    stacked = scores.clone().requires_grad_()
+    log_probs = torch.log_softmax(stacked.masked_fill(~columns, float("-inf")), -1)
+    losses = total_loss(log_probs, labels, laplacian, columns=columns)
+    losses["total"].sum().backward()
+    assert torch.isfinite(stacked.grad).all() and (stacked.grad[0, :, 3:] == 0).all()
+    for b, k in enumerate((3, 5)):
+        own = scores[b, :, :k].clone().requires_grad_()
+        alone = total_loss(torch.log_softmax(own, -1), labels[b], GridLaplacian(images[b]))
+        alone["total"].backward()
+        for key in ("nll", "entropy", "laplacian", "total"):
+            assert losses[key][b].item() == pytest.approx(alone[key].item(), rel=1e-5)
+        torch.testing.assert_close(stacked.grad[b, :, :k], own.grad)

@@ -9,6 +9,7 @@ from GCN import CRF, make_dataset
 from GCN import train as gcn_train
 from wsgcn.infra.io import load_label_png, save_label_png
 from wsgcn.infra.layout import strided_size
+from wsgcn.seg.cams import labels_with_background
 from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import load_probs
 
@@ -120,6 +121,51 @@ def test_batched_gcns_equal_each_image_trained_alone(graph):
         assert batched_losses == pytest.approx(losses, rel=1e-3, abs=1e-5)
     # the runs differ per image: the test would notice images' results being swapped
     assert not torch.allclose(alone[0][0][:, :9, :11], alone[2][0][:, :9, :11], atol=1e-2)
+
+
+def test_outputs_image_is_the_gcn_of_a_data_set_of_the_image_classes():
+    """--outputs image on an 81-class data set: each image's GCN is the one an 'all' GCN gives on
+    a data set whose classes are the image's own (labels renumbered), batched or alone, with
+    images of different class counts; the absent classes get probability 0."""
+    from dataclasses import replace
+
+    from GCN.bench import synthetic_inputs
+    from GCN.config import GCNConfig
+
+    cfg = replace(GCNConfig(), max_epoch=15, dataset="coco14")
+    assert gcn_train.outputs_per_image(cfg) and not gcn_train.outputs_per_image(GCNConfig())
+    assert not gcn_train.outputs_per_image(replace(cfg, outputs="all"))
+    images, own_class_sets = [], ([5, 40, 79], [12], [0, 7])
+    for seed, ((h, w), own) in enumerate(zip([(14, 11), (9, 16), (12, 12)], own_class_sets)):
+        x = synthetic_inputs(h, w, seed)
+        own = np.array(own)
+        # synthetic labels 0, 3, 8, 15 -> background and the image's classes (fewer: the last merged)
+        keep = {0: 0, 3: 1 + own[0], 8: 1 + own[min(1, len(own) - 1)], 15: 1 + own[-1]}
+        partial = np.vectorize(lambda v: keep.get(v, 255))(x.partial_labels).astype(np.uint8)
+        images.append(replace(x, name=f"image{seed}", partial_labels=partial, classes=own, num_classes=81))
+    together = gcn_train.train_gcn(images, cfg, torch.device("cpu"))
+    for x, (log_probs, losses) in zip(images, together):
+        classes = labels_with_background(x.classes)
+        small = replace(x, partial_labels=gcn_train.renumber(x, classes).astype(np.uint8),
+                        classes=np.arange(len(x.classes)), num_classes=len(classes))
+        reference, reference_losses = gcn_train.train_gcn([small], replace(cfg, outputs="all"), torch.device("cpu"))[0]
+        assert log_probs.shape == (81,) + x.partial_labels.shape
+        torch.testing.assert_close(log_probs[classes], reference, atol=2e-4, rtol=1e-4)
+        assert (log_probs[np.setdiff1d(np.arange(81), classes)].exp() == 0).all()
+        for restrict in (True, False):  # the absent classes never win, upsampled too
+            label_map, keys, prob = gcn_train.predictions(log_probs, (29, 31), x.classes, restrict)
+            assert set(np.unique(label_map).tolist()) <= set(classes.tolist()) and np.isfinite(prob).all()
+        assert losses == pytest.approx(reference_losses, rel=1e-3, abs=1e-5)
+
+
+def test_outputs_image_fails_an_image_with_a_stray_label():
+    from dataclasses import replace
+
+    from GCN.bench import synthetic_inputs
+
+    x = replace(synthetic_inputs(6, 6), classes=np.array([2, 7]))  # its labels 3, 8 and 15: 15 is stray
+    with pytest.raises(ValueError, match=r"synthetic: partial labels of classes \[15\]"):
+        gcn_train.renumber(x, labels_with_background(x.classes))
 
 
 def test_gcn_logs_per_image_losses_and_coverage(gcn_run):

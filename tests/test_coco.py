@@ -2,6 +2,7 @@
 hand-made case per rule."""
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,3 +257,20 @@ def test_a_file_that_is_not_coco_2014_stops_with_one_line(tmp_path, capsys, edit
     assert convert(tmp_path, "--splits", "train2014") == 2
     err = capsys.readouterr().err
     assert message in err and str(path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_scale_benchmark_writes_a_file_the_converter_takes(tmp_path, capsys):
+    """scripts/bench_coco.py on 40 images: a valid COCO file (crowd RLEs and polygons), every
+    annotated image converted, none failed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_coco", Path(__file__).parents[1] / "scripts/bench_coco.py")
+    bench_coco = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_coco)
+    bench_coco.main(["--out", str(tmp_path), "--num_images", "40", "--num_workers", "0"])
+    out = capsys.readouterr().out
+    listed = (tmp_path / "train2014.txt").read_text().split()
+    assert f"converted {len(listed)} images" in out and len(listed) >= 38
+    assert not (tmp_path / "SegmentationClass" / "failures.txt").exists()
+    masks = [np.array(Image.open(tmp_path / "SegmentationClass/train2014" / f"{s}.png")) for s in listed]
+    assert all(m.shape == (480, 640) for m in masks) and any((m == 255).any() for m in masks)

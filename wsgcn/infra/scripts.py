@@ -42,6 +42,10 @@ def script_main(run, config_cls, profiles, argv=None, description=None, prog=Non
     def run_on_device(cfg):
         distributed.init(resolve_device(cfg.device), cfg.dist_timeout)
         run(cfg)
+        # every process reaches the end before any leaves the group: a gloo peer that closes its
+        # sockets while another still finishes the last collective can abort that one (SIGABRT)
+        distributed.barrier()
+        distributed.shutdown()
 
     cfg = _parse(config_cls, profiles, argv, description)
     status = _exit_status(run_on_device, cfg, prog or Path(sys.argv[0]).name)

@@ -92,8 +92,9 @@ def training_names(cfg, data, label_dir, failures):
     if label_dir is not None and not label_dir.is_dir():
         raise FileNotFoundError(f"label folder not found: {label_dir} (--label_dir; '' = "
                                 f"<work_dir>/GCN4DeepLab/CRF_Label, written by GCN/CRF.py)")
-    return screen_training_list(read_image_list(cfg.train_list), functools.partial(check_training_pair, data, label_dir),
-                                failures, cfg.num_workers, cfg.quiet, cfg.train_list, upstream=label_dir)
+    check = functools.partial(check_training_pair, data, label_dir)
+    return screen_training_list(read_image_list(cfg.train_list), check, failures, cfg.num_workers, cfg.quiet,
+                                cfg.train_list, upstream=label_dir)
 
 
 def build_model(cfg, work, data, device):
@@ -158,7 +159,7 @@ def run(cfg):
                          objective="loss", prefix="deeplab",
                          lr_tags=[f"lr_group{i}" for i in range(len(optimizer.param_groups))],
                          save_at=range(cfg.save_every, cfg.iterations, cfg.save_every), state_path=state_path,
-                         run=run_key, quiet=cfg.quiet, unit="it")
+                         run=run_key, quiet=cfg.quiet, unit="it", diverged_hint=diverged_hint(cfg))
     if distributed.is_main():
         save_checkpoint(model, weights)
         final = f"final loss {losses['loss']:.4f}, " if losses else ""
@@ -166,6 +167,14 @@ def run(cfg):
               f"weights {weights}", flush=True)
     distributed.barrier()
     failures.finish()
+
+
+def diverged_hint(cfg):
+    """The likely cause of a diverged DeepLab training, in this run's flags."""
+    hint = f"try a lower --lr (now {cfg.lr:g})"
+    if cfg.init == "none":
+        hint += "; the SGD recipe is made for pretrained weights and --init none starts from random ones"
+    return hint
 
 
 def main(argv=None):

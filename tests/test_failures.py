@@ -20,6 +20,7 @@ from GCN import CRF, make_dataset
 from GCN import train as gcn_train
 from IRN import run_sample
 from IRN.net.resnet50_cam import load_cam_net
+from IRN.step import make_cam
 from wsgcn.infra.checkpoint import load_checkpoint
 from wsgcn.infra.io import load_label_png, load_npz, save_label_png, save_npz
 from wsgcn.seg.dataset import read_image_list
@@ -186,6 +187,44 @@ def test_corrupt_jpeg_fails_that_image_only_and_keeps_its_old_cam(irn_run, demo,
     for name in good:
         assert set(load_npz(cam_dir / f"{name}.npz")) == {"keys", "cam", "high_res"}
     assert (cam_dir / f"{bad}.npz").read_bytes() == old_cam  # the failed attempt replaced nothing
+
+
+def test_cam_weights_holding_nan_stop_make_cam_before_any_image(irn_run, demo, tmp_path, train_names, capsys):
+    """Weights a diverged training wrote are refused when loaded: one line naming the file, exit 2."""
+    _, irn_work, _ = irn_run
+    state = torch.load(irn_work / "sess/res50_cam.pth", weights_only=True)
+    state["classifier.weight"][0, 0] = float("nan")
+    weights = tmp_path / "res50_cam.pth"
+    torch.save(state, weights)
+    work = tmp_path / "work"
+    argv = replace_arg(irn_argv(irn_run, demo, work, write_list(tmp_path / "list.txt", train_names), {"make_cam"}),
+                       "--cam_weights_name", str(weights))
+
+    assert exit_status(run_sample.main, argv) == 2
+    err = capsys.readouterr().err
+    assert f"{weights}: 1 tensor(s) hold NaN or Inf (e.g. classifier.weight): the training that wrote it diverged" \
+        in err and "Traceback" not in err
+    assert not list((work / "IRN4GCN/CAM").glob("*.npz"))
+
+
+def test_non_finite_cams_fail_their_image_only(irn_run, demo, tmp_path, train_names, capsys, monkeypatch):
+    bad = train_names[1]
+    real, calls = make_cam.compute_cams, []
+
+    def nan_for_the_second_image(*args):  # images go in list order (--num_workers 0): train_names[1]
+        cam, high_res = real(*args)
+        calls.append(1)
+        return (cam * float("nan"), high_res) if len(calls) == 2 else (cam, high_res)
+
+    monkeypatch.setattr(make_cam, "compute_cams", nan_for_the_second_image)
+    work = tmp_path / "work"
+    cam_dir = work / "IRN4GCN/CAM"
+    argv = irn_argv(irn_run, demo, work, write_list(tmp_path / "list.txt", train_names), {"make_cam"})
+
+    assert exit_status(run_sample.main, argv) == 1
+    assert_one_failure(capsys.readouterr().err, cam_dir, "make_cam", bad, "the CAM network's outputs hold NaN or Inf",
+                       "res50_cam.pth")
+    assert sorted(p.name for p in cam_dir.glob("*.npz")) == sorted(f"{n}.npz" for n in train_names if n != bad)
 
 
 def test_missing_image_fails_then_a_rerun_after_the_fix_removes_failures_txt(irn_run, demo, tmp_path, train_names,

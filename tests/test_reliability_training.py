@@ -74,6 +74,21 @@ def assert_trained_without(out, work, step, weights, images):
 # ---------------------------------------------------------------- train_cam
 
 
+def test_the_paper_recipe_from_a_random_init_stops_at_the_first_non_finite_loss(demo, tmp_path, capsys):
+    """SGD at lr 0.1 on running batch-norm statistics, no ImageNet weights: the loss leaves the
+    floats within a few steps; the run stops there, exit 2, one line with the cause, no weights."""
+    status, out, err, work = run_train_cam(demo, tmp_path, capsys, "--cam_optimizer", "sgd", "--cam_frozen_bn",
+                                           "True", "--backbone_weights", "none", "--cam_learning_rate", "0.1",
+                                           "--cam_num_epoches", "3")
+    assert status == 2, err
+    line = [row for row in err.splitlines() if "training diverged" in row]
+    assert len(line) == 1 and "Traceback" not in err, err
+    assert line[0].startswith("run_sample.py: error: train_cam: the loss is ")
+    assert "the paper's SGD recipe (lr 0.1, frozen batch norm) is made for ImageNet weights" in line[0]
+    assert line[0].endswith("no weights written")
+    assert not (work / "sess/res50_cam.pth").exists()
+
+
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_a_zero_byte_image_is_left_out_of_train_cam_and_named(demo, tmp_path, capsys, workers):
     """With --num_workers 1 the screening runs in a data-loading worker, as the training does."""

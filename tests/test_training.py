@@ -138,3 +138,40 @@ def test_epochs_save_a_state_after_each_and_call_after_epoch_first(tmp_path, mon
     with pytest.raises(ValueError, match="made for a run of 9 steps, this one has 12"):
         train_epochs("epochs", model, loader, optimizer, 4, tmp_path / "more", losses_of(model), quiet=True,
                      state_path=state, resume=True)
+
+
+def test_a_non_finite_loss_stops_the_run_before_the_optimiser_steps(tmp_path):
+    """The loss turns NaN at step 3 (a sample's input, hence its loss): Diverged names the step,
+    the run's name and the hint, and the weights are those after step 2."""
+    model, optimizer, scheduler, loader = setup(12, 2, 7)
+    seen = []
+
+    def poisoned(batch):
+        losses = losses_of(model)(batch)
+        seen.append(losses["total"].item())
+        if len(seen) == 3:
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    before = {}
+
+    def remember(step, writer, bar):
+        before.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    with pytest.raises(training.Diverged, match=r"^toy: the loss is nan at step 3 of 7: training diverged; "
+                                                r"lower the rate; no weights written$"):
+        train_steps("toy", model, loader, optimizer, scheduler, 7, poisoned, tmp_path / "toy", quiet=True,
+                    save_at=[2], before_save=remember, diverged_hint="lower the rate")
+    assert len(seen) == 3
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+def test_an_infinite_loss_stops_the_run_too(tmp_path):
+    model, optimizer, scheduler, loader = setup(12, 2, 7)
+
+    def infinite(batch):
+        return {"total": losses_of(model)(batch)["total"] * float("inf")}
+
+    with pytest.raises(training.Diverged, match=r"the loss is inf at step 1 of 7: training diverged; no weights"):
+        train_steps("toy", model, loader, optimizer, scheduler, 7, infinite, tmp_path / "toy", quiet=True)

@@ -67,6 +67,9 @@ def run(cfg):
             classes = torch.nonzero(pack["label"])[:, 0]
             pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
             cam, high_res = compute_cams(model, pyramid, pack["size"], classes.to(device))
+            if not (torch.isfinite(cam).all() and torch.isfinite(high_res).all()):
+                raise ValueError(f"{pack['name']}: the CAM network's outputs hold NaN or Inf "
+                                 f"({work / cfg.cam_weights_name})")
             save_npz(work.cam / f"{pack['name']}.npz", keys=classes.numpy().astype(np.int64),
                      cam=cam.cpu().numpy().astype(np.float32), high_res=high_res.cpu().numpy().astype(np.float32))
     failures.finish()

@@ -38,6 +38,15 @@ def output_places(cfg):
     return [work.logs / "train_cam"], [work / cfg.cam_weights_name, resume_path(work / cfg.cam_weights_name)]
 
 
+def diverged_hint(cfg):
+    """The likely cause of a diverged CAM training, in this run's flags."""
+    if cfg.cam_optimizer == "sgd" and cfg.backbone_weights == "none":
+        return ("the paper's SGD recipe (lr 0.1, frozen batch norm) is made for ImageNet weights: from a random "
+                "init train as the demo profile does (--cam_optimizer adamw --cam_frozen_bn False "
+                "--cam_learning_rate 1e-3), or give --backbone_weights")
+    return f"try a lower --cam_learning_rate (now {cfg.cam_learning_rate:g})"
+
+
 def run(cfg):
     """Train on the images of the training list that pass screening (wsgcn/infra/screening.py: the
     image's header and its image-level labels; the validation list likewise).  Bad images are
@@ -84,7 +93,8 @@ def run(cfg):
     start = time.time()
     losses = train_epochs("train_cam", model, loader, optimizer, cfg.cam_num_epoches, work.logs / "train_cam",
                           losses_of, cfg.quiet, after_epoch=validation,
-                          state_path=resume_path(work / cfg.cam_weights_name), resume=cfg.resume)
+                          state_path=resume_path(work / cfg.cam_weights_name), resume=cfg.resume,
+                          diverged_hint=diverged_hint(cfg))
     if distributed.is_main():
         save_checkpoint(model, work / cfg.cam_weights_name)
         final = f"final loss {losses['total']:.4f}, " if losses else ""

@@ -98,7 +98,8 @@ def run(cfg):
     start = time.time()
     losses = train_epochs("train_irn", model, loader, optimizer, cfg.irn_num_epoches, work.logs / "train_irn",
                           losses_of, cfg.quiet, state_path=resume_path(work / cfg.irn_weights_name),
-                          resume=cfg.resume)
+                          resume=cfg.resume, diverged_hint=f"try a lower --irn_learning_rate (now "
+                                                           f"{cfg.irn_learning_rate:g})")
     if distributed.is_main():
         model.mean_shift.running_mean.copy_(mean_displacement(model, data, mean_names, cfg, device))
         save_checkpoint(model, work / cfg.irn_weights_name)

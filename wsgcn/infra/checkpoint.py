@@ -81,8 +81,9 @@ def canonical_state_dict(state, aliases, ignore_prefixes=()):
 def load_strict(module, state, source, optional=()):
     """Load ``state`` into ``module``: every key of the module from ``state`` (except keys starting
     with the ``optional`` prefixes, which keep their values), no key the module lacks, every shape
-    equal; values take the module's dtypes.  ``num_batches_tracked`` may be missing (batch norm
-    with a momentum does not use it).  ``source`` names the file in the error."""
+    equal, every value finite (NaN or Inf: the training that wrote it diverged); values take the
+    module's dtypes.  ``num_batches_tracked`` may be missing (batch norm with a momentum does not
+    use it).  ``source`` names the file in the error."""
     own = module.state_dict()
     missing = [k for k in own if k not in state and not k.startswith(tuple(optional))
                and not k.endswith("num_batches_tracked")]
@@ -93,6 +94,10 @@ def load_strict(module, state, source, optional=()):
         raise ValueError(f"{source}: does not fit {type(module).__name__}: {len(missing)} missing "
                          f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
                          f"{len(wrong)} of another shape (e.g. {wrong[:2]})")
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise ValueError(f"{source}: {len(broken)} tensor(s) hold NaN or Inf (e.g. {broken[0]}): the training that "
+                         f"wrote it diverged; train it again")
     merged = {**own, **{k: v.to(own[k].dtype) for k, v in state.items()}}
     module.load_state_dict(merged, strict=True)
     return module

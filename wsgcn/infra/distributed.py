@@ -73,6 +73,15 @@ def barrier():
         dist.barrier(group=_CPU_GROUP)
 
 
+def any_process(flag):
+    """True when ``flag`` is true in any process (every process must call it); ``flag`` alone."""
+    if not active():
+        return bool(flag)
+    flags = torch.tensor([int(bool(flag))])
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=_CPU_GROUP)
+    return bool(flags.item())
+
+
 def gather(obj):
     """A list of every process's ``obj`` (picklable), in rank order; ``[obj]`` alone."""
     if not active():

@@ -4,6 +4,7 @@ is its epoch-based form, train_cam's and train_irn's).  The loop runs in one pro
 several under torchrun (DistributedDataParallel) and resumes at any step."""
 import contextlib
 import itertools
+import math
 from pathlib import Path
 
 import torch
@@ -15,6 +16,11 @@ from wsgcn.infra.checkpoint import load_torch_file
 from wsgcn.infra.io import save_torch
 from wsgcn.infra.runtime import progress, worker_init_fn
 from wsgcn.infra.tensorboard import ScalarLog
+
+
+class Diverged(ValueError):
+    """A training loss became NaN or Inf: the run stops at that step (exit status 2) and writes
+    no weights."""
 
 
 def make_optimizer(kind, param_groups, weight_decay):
@@ -150,7 +156,7 @@ def resume_path(weights_path):
 
 def train_steps(name, model, loader, optimizer, scheduler, max_step, losses_of, log_dir, *, start=0, net=None,
                 iter_size=1, amp=False, objective="total", prefix=None, lr_tags=("lr",), save_at=(),
-                state_path=None, run=None, before_save=None, quiet=False, unit="step"):
+                state_path=None, run=None, before_save=None, quiet=False, unit="step", diverged_hint=""):
     """The training loop of both stages: optimisation steps ``start`` .. ``max_step`` - 1 of ``model``.
 
     Step t takes batches t * iter_size .. (t + 1) * iter_size - 1 of ``loader`` (a
@@ -168,6 +174,9 @@ def train_steps(name, model, loader, optimizer, scheduler, max_step, losses_of, 
     After each step in ``save_at`` rank 0 runs before_save(step, writer, bar) if given and saves
     the training state (with ``run``, see :func:`save_training_state`) to ``state_path`` if
     given; the other processes wait for it.
+
+    A non-finite objective (in any process) raises :class:`Diverged` before the optimiser steps:
+    one line naming ``name``, the step and ``diverged_hint`` (the likely cause in this step).
 
     Returns the last step's losses {key: float} (empty if nothing was left to train).
     """
@@ -193,6 +202,11 @@ def train_steps(name, model, loader, optimizer, scheduler, max_step, losses_of, 
                 (losses[objective] / iter_size).backward()
             for key, value in losses.items():
                 logged[key] = logged.get(key, 0.0) + (value.detach() / iter_size).item()
+        # after backward, a collective under DDP, so that every process stops at the same step
+        if distributed.any_process(not math.isfinite(logged[objective])):
+            bar.close()
+            raise Diverged(f"{name}: the loss is {logged[objective]} at step {step + 1} of {max_step}: training "
+                           f"diverged{'; ' + diverged_hint if diverged_hint else ''}; no weights written")
         optimizer.step()
         rates = [group["lr"] for group in optimizer.param_groups]
         if writer is not None:
@@ -220,7 +234,7 @@ def train_steps(name, model, loader, optimizer, scheduler, max_step, losses_of, 
 
 
 def train_epochs(name, model, loader, optimizer, epochs, log_dir, losses_of, quiet=False, after_epoch=None,
-                 state_path=None, resume=False):
+                 state_path=None, resume=False, diverged_hint=""):
     """train_cam's and train_irn's training (:func:`train_steps`): ``epochs`` passes over
     ``loader``, one batch a step, the learning rate on IRNet's polynomial schedule (power 0.9,
     updated every step; group 0's rate logged as ``<name>/lr``), losses as ``<name>/<key>`` with
@@ -242,4 +256,5 @@ def train_epochs(name, model, loader, optimizer, epochs, log_dir, losses_of, qui
 
     return train_steps(name, model, loader, optimizer, scheduler, max_step, losses_of, log_dir, start=start,
                        save_at=range(per_epoch, max_step + 1, per_epoch), state_path=state_path,
-                       before_save=end_of_epoch if after_epoch is not None else None, quiet=quiet)
+                       before_save=end_of_epoch if after_epoch is not None else None, quiet=quiet,
+                       diverged_hint=diverged_hint)

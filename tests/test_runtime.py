@@ -1,4 +1,6 @@
 """Device choice and worker counts under torchrun, with the CUDA runtime emulated."""
+import time
+
 import pytest
 import torch
 
@@ -52,3 +54,25 @@ def test_default_workers_are_shared_among_the_local_processes(monkeypatch):
     assert runtime.default_workers() == 1
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert runtime.default_workers() == 1
+
+
+def test_a_bar_in_a_log_file_prints_lines_at_its_interval_and_at_the_end(monkeypatch, capsys):
+    """stderr is not a terminal here: whole lines (no carriage returns), a line while one long
+    item is still running (the heartbeat), none between quick items within the interval."""
+    monkeypatch.setattr(runtime, "LOG_INTERVAL_S", 0.5)
+    bar = runtime.progress(range(3), "slow", unit="step")
+    for i in bar:
+        time.sleep(2.6 if i == 0 else 0.0)
+        bar.set_postfix(loss=f"{i:.4f}", refresh=False)
+    slow = capsys.readouterr().err
+    assert "\r" not in slow
+    lines = slow.splitlines()
+    assert all(line.startswith("slow: ") for line in lines), lines
+    assert "0/3" in lines[0] and "3/3" in lines[-1] and "loss=2.0000" in lines[-1]
+    assert sum("0/3" in line for line in lines) >= 3, lines  # the start, heartbeats at 00:01 and 00:02
+
+    monkeypatch.setattr(runtime, "LOG_INTERVAL_S", 60)
+    for _ in runtime.progress(range(50), "quick"):
+        pass
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and "0/50" in lines[0] and "50/50" in lines[1] and "img/s" in lines[1], lines

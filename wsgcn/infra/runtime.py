@@ -45,12 +45,57 @@ def resolve_device(name=""):
     return torch.device("cuda", index)
 
 
+LOG_INTERVAL_S = 60  # a progress line in a log file at least this often
+
+
+class _LogLines:
+    """tqdm's output in a log file: each redraw (``\\r`` + status + padding) as a line of its
+    own, a status equal to the previous one left out (tqdm redraws the last one on closing)."""
+
+    def __init__(self, stream):
+        self.stream, self.last = stream, None
+
+    def write(self, text):
+        line = text.replace("\r", "").rstrip()
+        if line and line != self.last:
+            self.stream.write(line + "\n")
+            self.last = line
+
+    def flush(self):
+        self.stream.flush()
+
+
+class _LogBar(tqdm):
+    """A tqdm bar for a log file: a line at least every ``LOG_INTERVAL_S`` seconds, also while
+    one iteration takes longer (a training step of several minutes), from a daemon thread."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, file=_LogLines(sys.stderr), mininterval=LOG_INTERVAL_S, ncols=0, **kwargs)
+        self._stopped, self._beat_t = threading.Event(), 0.0
+        if not self.disable:
+            threading.Thread(target=self._heartbeat, daemon=True).start()
+
+    def _heartbeat(self):
+        # tqdm's own timestamps are left alone: its iterator keeps copies of them
+        while not self._stopped.wait(LOG_INTERVAL_S / 4):
+            if time.time() - max(self.last_print_t, self._beat_t) >= LOG_INTERVAL_S:
+                self._beat_t = time.time()
+                self.refresh()
+
+    def close(self):
+        if hasattr(self, "_stopped"):
+            self._stopped.set()
+        super().close()
+
+
 def progress(iterable, desc, quiet=False, total=None, unit="img", initial=0):
-    """A tqdm bar with rate and ETA; silent with ``quiet``; under CI (no terminal, or CI set)
-    it prints one line at the end instead of redrawing."""
-    ci = bool(os.environ.get("CI")) or not sys.stderr.isatty()
-    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=quiet, initial=initial,
-                mininterval=3600 if ci else 0.1, file=sys.stderr, dynamic_ncols=True, leave=True)
+    """A tqdm bar with count, rate and ETA; silent with ``quiet``.  On a terminal it redraws
+    itself; otherwise (a log file, a pipe) it prints a line at least every ``LOG_INTERVAL_S``
+    seconds and one at the end."""
+    if sys.stderr.isatty():
+        return tqdm(iterable, desc=desc, total=total, unit=unit, disable=quiet, initial=initial, mininterval=0.1,
+                    file=sys.stderr, dynamic_ncols=True, leave=True)
+    return _LogBar(iterable, desc=desc, total=total, unit=unit, disable=quiet, initial=initial, leave=True)
 
 
 def default_workers():

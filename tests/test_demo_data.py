@@ -86,6 +86,24 @@ def test_image_sizes(voc):
         "both portrait and landscape images"
 
 
+def test_voc_sized_images(tmp_path, capsys):
+    """--image_size voc: VOC's sizes (long side 500, every fourth image 300..450, short side
+    0.66..0.75 of it), both orientations, recorded in demo.json; the ground truth fits."""
+    assert demo_data.main(["--out", str(tmp_path / "v"), "--num_train", "4", "--num_val", "1", "--image_size",
+                           "voc"]) == 0
+    assert "of voc size" in capsys.readouterr().out
+    voc = VOC12(tmp_path / "v" / "VOC2012")
+    shapes = [voc.load_gt(demo_image_name(i)).shape for i in range(5)]
+    assert [max(s) for s in shapes[:3]] == [500, 500, 500] and 300 <= max(shapes[3]) <= 450 and max(shapes[4]) == 500
+    assert all(0.66 * max(s) - 1 <= min(s) <= 0.75 * max(s) + 1 for s in shapes)
+    assert shapes[0][0] < shapes[0][1] and shapes[1][0] > shapes[1][1]
+    assert voc.load_image(demo_image_name(1)).shape[:2] == shapes[1]
+    assert json.loads((tmp_path / "v" / "demo.json").read_text())["image_size"] == "voc"
+    assert "image_size" not in json.loads((make_demo_dataset(tmp_path / "d", 1, 1) / "demo.json").read_text())
+    with pytest.raises(ValueError, match="voc with the voc format only"):
+        make_demo_dataset(tmp_path / "c", 1, 1, fmt="coco", image_size="voc")
+
+
 def test_xml_size_and_boxes(voc):
     for name in NAMES:
         root = ET.parse(voc.annotation_path(name)).getroot()
@@ -201,11 +219,11 @@ def test_interrupted_generation_is_redone(tmp_path, monkeypatch):
     out = tmp_path / "d"
     calls = []
 
-    def flaky(seed, index):
+    def flaky(seed, index, *image_size):
         calls.append(index)
         if index == 1:
             raise KeyboardInterrupt
-        return real(seed, index)
+        return real(seed, index, *image_size)
 
     real = demo_data.make_scene
     monkeypatch.setattr(demo_data, "make_scene", flaky)

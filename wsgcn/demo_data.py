@@ -1,6 +1,7 @@
 """A small synthetic data set in PASCAL VOC or MS COCO format, for the quick-start demo and the tests.
 
     python -m wsgcn.demo_data --out Data/demo --num_train 48 --num_val 16 --seed 0 [--format voc|coco]
+                              [--image_size demo|voc]
 
 writes, under ``out``, with ``--format voc`` (the default)::
 
@@ -82,6 +83,7 @@ CLASS_STYLE = {
 }
 
 IMAGE_SIZE_RANGE = (97, 161)     # inclusive bounds of height and width, pixels
+IMAGE_SIZES = ("demo", "voc")    # demo: IMAGE_SIZE_RANGE; voc: PASCAL VOC's (long side 500, some smaller)
 OBJECT_SIZE_RANGE = (0.17, 0.33)  # object half-length as a fraction of the shorter image side
 MIN_VISIBLE_PIXELS = 80          # an object with fewer labelled (non-void) pixels is dropped
 VOID_RADIUS = 1                  # void band: pixels this close (Chebyshev) to another instance
@@ -121,19 +123,24 @@ def coco_images(num_train, num_val):
     return rows
 
 
-def demo_params(num_train, num_val, seed, fmt="voc"):
+def demo_params(num_train, num_val, seed, fmt="voc", image_size="demo"):
     """The parameters recorded in ``demo.json``; equal parameters mean an up-to-date data set.
-    VOC's record has no ``format`` (it was written so before COCO existed, and its bytes stay)."""
+    VOC's record has no ``format``, the demo size's no ``image_size`` (they were written so
+    before COCO and VOC-sized images existed, and their bytes stay)."""
     params = {"format_version": FORMAT_VERSION, "num_train": int(num_train), "num_val": int(num_val),
               "seed": int(seed)}
-    return params if fmt == "voc" else {**params, "format": fmt}
+    if fmt != "voc":
+        params["format"] = fmt
+    if image_size != "demo":
+        params["image_size"] = image_size
+    return params
 
 
-def is_up_to_date(out_dir, num_train=48, num_val=16, seed=0, fmt="voc"):
+def is_up_to_date(out_dir, num_train=48, num_val=16, seed=0, fmt="voc", image_size="demo"):
     """True if ``out_dir/demo.json`` records exactly these parameters."""
     path = Path(out_dir) / "demo.json"
     try:
-        return json.loads(path.read_text()) == demo_params(num_train, num_val, seed, fmt)
+        return json.loads(path.read_text()) == demo_params(num_train, num_val, seed, fmt, image_size)
     except (OSError, ValueError):
         return False
 
@@ -292,12 +299,18 @@ def _clutter_texture(rng, yy, xx, colour):
 # ----------------------------------------------------------------------------------------------
 # One scene.
 
-def _image_size(rng, index):
-    """(H, W): each side in IMAGE_SIZE_RANGE and not a multiple of 4, at least one side odd.
+def _image_size(rng, index, image_size="demo"):
+    """(H, W).  demo: each side in IMAGE_SIZE_RANGE and not a multiple of 4, at least one side
+    odd.  voc: PASCAL VOC's, a long side of 500 (every fourth image 300..450) and a short side
+    of 0.66..0.75 of it (500 x 375, 500 x 333, ...).
 
     Orientation alternates with the index, so any two consecutive images give both a
     landscape and a portrait one; the sides are drawn distinct, so no image is square.
     """
+    if image_size == "voc":
+        long_side = 500 if index % 4 != 3 else int(rng.integers(300, 451))
+        short_side = int(round(long_side * rng.uniform(0.66, 0.75)))
+        return (long_side, short_side) if index % 2 else (short_side, long_side)
     lo, hi = IMAGE_SIZE_RANGE
     sizes = np.arange(lo, hi + 1)
     odd = sizes[sizes % 2 == 1]
@@ -423,14 +436,14 @@ class _Scene:
     void: np.ndarray        # (H, W) bool void band (all False for COCO)
 
 
-def _render_scene(seed, index, coco=False, empty=False):
+def _render_scene(seed, index, coco=False, empty=False, image_size="demo"):
     """Draw scene ``index``: VOC's (void band), COCO's (larger objects first, no void band), or
     with ``empty`` the background alone (no objects, no bars).  All randomness comes from
     ``default_rng([seed, index])``; VOC and COCO draw the same numbers in the same order (only the
     stacking order and the void band differ), and VOC's scenes are those written before COCO existed.
     """
     rng = np.random.default_rng([seed, index])
-    h, w = _image_size(rng, index)
+    h, w = _image_size(rng, index, image_size)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
 
     # Background: a smooth dull colour field, then distractors under the objects.
@@ -457,13 +470,13 @@ def _render_scene(seed, index, coco=False, empty=False):
     return _Scene(image, objects, occluder, inst, void)
 
 
-def make_scene(seed, index):
+def make_scene(seed, index, image_size="demo"):
     """Generate one VOC image with its ground truth and objects.
 
     Returns (image (H, W, 3) uint8 RGB, gt (H, W) uint8 with 0 / class+1 / 255,
     objects: list of (class name, (xmin, ymin, xmax, ymax) 1-based inclusive visible box)).
     """
-    scene = _render_scene(seed, index)
+    scene = _render_scene(seed, index, image_size=image_size)
     class_ids = np.array([0] + [CAT_INDEX[o.cls] + 1 for o in scene.objects], np.uint8)
     gt = class_ids[scene.inst]
     gt[scene.void] = 255
@@ -675,7 +688,7 @@ def _make_coco_dataset(out_dir, num_train, num_val, seed):
                     json.dumps(document, separators=(",", ":")) + "\n")
 
 
-def _make_voc_dataset(out_dir, num_train, num_val, seed):
+def _make_voc_dataset(out_dir, num_train, num_val, seed, image_size="demo"):
     """The VOC layout of the module docstring, less demo.json."""
     voc_root = out_dir / "VOC2012"
     names = [demo_image_name(i) for i in range(num_train + num_val)]
@@ -684,7 +697,7 @@ def _make_voc_dataset(out_dir, num_train, num_val, seed):
 
     label_lines = []
     for index, name in enumerate(names):
-        image, gt, boxes = make_scene(seed, index)
+        image, gt, boxes = make_scene(seed, index, image_size)
         _save_jpeg(voc_root / "JPEGImages" / f"{name}.jpg", image)
         save_label_png(voc_root / "SegmentationClassAug" / f"{name}.png", gt)
         save_text(voc_root / "Annotations" / f"{name}.xml",
@@ -697,9 +710,10 @@ def _make_voc_dataset(out_dir, num_train, num_val, seed):
     save_text(out_dir / "val.txt", "\n".join(names[num_train:]) + "\n")
 
 
-def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0, fmt="voc"):
+def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0, fmt="voc", image_size="demo"):
     """Write the demo data set in format ``fmt`` (voc or coco) under ``out_dir`` (layouts in the
-    module docstring); return ``out_dir``.
+    module docstring), its images of ``image_size`` (:data:`IMAGE_SIZES`; voc only with the VOC
+    format); return ``out_dir``.
 
     Idempotent: if ``out_dir/demo.json`` records the same parameters, nothing is written.
     Otherwise demo.json is removed first and rewritten last, so an interrupted run is redone.
@@ -710,13 +724,19 @@ def make_demo_dataset(out_dir, num_train=48, num_val=16, seed=0, fmt="voc"):
             raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if is_up_to_date(out_dir, num_train, num_val, seed, fmt):
+    if image_size not in IMAGE_SIZES or (image_size != "demo" and fmt != "voc"):
+        raise ValueError(f"image size must be one of {', '.join(IMAGE_SIZES)} (voc with the voc format only), "
+                         f"got {image_size!r} with {fmt!r}")
+    if is_up_to_date(out_dir, num_train, num_val, seed, fmt, image_size):
         return out_dir
 
     (out_dir / "demo.json").unlink(missing_ok=True)
-    write = _make_coco_dataset if fmt == "coco" else _make_voc_dataset
-    write(out_dir, int(num_train), int(num_val), int(seed))
-    save_text(out_dir / "demo.json", json.dumps(demo_params(num_train, num_val, seed, fmt), indent=2) + "\n")
+    if fmt == "coco":
+        _make_coco_dataset(out_dir, int(num_train), int(num_val), int(seed))
+    else:
+        _make_voc_dataset(out_dir, int(num_train), int(num_val), int(seed), image_size)
+    params = demo_params(num_train, num_val, seed, fmt, image_size)
+    save_text(out_dir / "demo.json", json.dumps(params, indent=2) + "\n")
     return out_dir
 
 
@@ -729,16 +749,20 @@ class DemoDataConfig:
     seed: int = field(0, "random seed (same seed, same bytes)", low=0)
     format: str = field("voc", "layout: voc (PASCAL VOC, ground truth and label lists) or coco (MS COCO 2014 "
                                "instance annotations, one more image without objects per split)", choices=FORMATS)
+    image_size: str = field("demo", "demo (sides 97..161) or voc (PASCAL VOC's: long side 500, some smaller; "
+                                    "voc format only)", choices=IMAGE_SIZES)
 
 
 def run(cfg):
     sizes = f"{cfg.num_train} train + {cfg.num_val} val images"
     if cfg.format == "coco":
         sizes += " and one without objects in each split"
-    if is_up_to_date(cfg.out, cfg.num_train, cfg.num_val, cfg.seed, cfg.format):
+    if cfg.image_size != "demo":
+        sizes += f" of {cfg.image_size} size"
+    if is_up_to_date(cfg.out, cfg.num_train, cfg.num_val, cfg.seed, cfg.format, cfg.image_size):
         print(f"{cfg.out}: demo data set up to date ({cfg.format}, {sizes}, seed {cfg.seed})")
         return
-    out = make_demo_dataset(cfg.out, cfg.num_train, cfg.num_val, cfg.seed, cfg.format)
+    out = make_demo_dataset(cfg.out, cfg.num_train, cfg.num_val, cfg.seed, cfg.format, cfg.image_size)
     what = "COCO-format demo data set" if cfg.format == "coco" else "demo data set"
     print(f"{out}: wrote {what}, {sizes} (seed {cfg.seed})")
 

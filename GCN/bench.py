@@ -1,7 +1,9 @@
-"""Benchmark of the GCN stage's graph formulations on synthetic inputs of one size.
+"""Benchmark of the GCN stage: its graph formulations on synthetic inputs of one size, or its
+phases on a work directory's own inputs.
 
     python GCN/bench.py --nodes 125x94 --device cpu
     python GCN/bench.py --nodes 125x94 --device cuda --modes lowmem --batch 32
+    python GCN/bench.py --work_dir Data --list Data/VOC12/train.txt --voc12_root ... [--device cuda]
 
 Times one image's GCN stage (graph + Laplacian + ``--epochs`` epochs + labels) three ways, each
 in a fresh process, and prints one JSON line per mode:
@@ -15,11 +17,21 @@ in a fresh process, and prints one JSON line per mode:
 
 Fields: ``mode``, ``nodes``, ``sec_per_image`` = ``prep_sec_per_image`` (the graph's CPU
 preparation, e.g. lowmem's eigensolver, which the trainer runs in its data-loading workers while
-the device trains the previous batch) + ``train_sec_per_image`` (the rest, on the device), ``peak_mb`` (CPU: how far the process's resident
-memory peaks above its size when the clock starts, i.e. after imports and inputs; CUDA: peak
-allocated GPU memory), ``label_agreement`` (fraction of nodes labelled as
-the dense mode labels them), and ``speedup`` (vs the original).  On the CPU read the times as
-ratios; absolute figures mean something on a GPU.
+the device trains the previous batch) + ``train_sec_per_image`` (the rest, on the device),
+``peak_mb`` (CPU: how far the process's resident memory peaks above its size when the clock
+starts, i.e. after imports and inputs; CUDA: peak allocated GPU memory), ``label_agreement``
+(fraction of nodes labelled as the dense mode labels them), and ``speedup`` (vs the original).
+On the CPU read the times as ratios; absolute figures mean something on a GPU.
+
+With ``--work_dir`` (and ``--list``, and the data set's flags as for GCN/train.py) it times the
+``--graph`` mode's stage on each listed image's own inputs (boundary map, features, partial
+labels), then on synthetic inputs of the first image's grid, in this process, one JSON line per
+image with each phase apart: ``load_s`` (reading the inputs), ``graph_s`` (the graph's CPU
+preparation), ``assemble_s`` (its device tensors), ``laplacian_s``, ``setup_s`` (everything of a
+training but its epochs: the graph, the Laplacian, the model, the final forward), ``epoch_s`` (one
+epoch, from the difference of a 1-epoch and a (1 + ``--epochs``)-epoch training), ``write_s``
+(the label map and scores, written to a temporary folder) and ``sec_per_image`` = load + graph +
+setup + ``--epochs`` x epoch + write; then the mean of each over the real images.
 """
 import json
 import multiprocessing as mp
@@ -33,16 +45,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from GCN.batch import GridBatch
 from GCN.config import GCNConfig
-from GCN.graph import graph_mode
-from GCN.inputs import GCNInputs
+from GCN.graph import GRAPHS, graph_mode
+from GCN.inputs import GCNInputs, load_gcn_inputs
+from GCN.laplacian import GridLaplacian
 from GCN.models import GCN
-from GCN.train import train_gcn
+from GCN.train import GCNOutputs, predictions, train_gcn
 from wsgcn.infra.config import field
+from wsgcn.infra.io import prepare_outputs
+from wsgcn.infra.layout import WorkDir
 from wsgcn.infra.scripts import tool_main
 from wsgcn.seg.affinity import dense_transition_power
 from wsgcn.seg.cams import labels_with_background
-from wsgcn.seg.dataset import DATASETS
+from wsgcn.seg.dataset import DATASETS, DataConfig, read_image_list
 
 MODES = ("original", "dense", "lowmem")
 
@@ -53,7 +69,7 @@ def comma_separated(text):
 
 
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(DataConfig):
     nodes: str = field("125x94", "grid size HxW (125x94: a 500x375 VOC image)")
     device: str = field("cpu", "what to compute on", choices=("cpu", "cuda", "cuda:N"))
     epochs: int = field(250, "GCN training epochs", low=1)
@@ -61,6 +77,10 @@ class BenchConfig:
                                    choices=MODES)
     batch: int = field(1, "dense and lowmem: train this many images' GCNs together (sec_per_image is per image)",
                        low=1)
+    work_dir: str = field("", "time the stage's phases on this work directory's GCN inputs ('' = the synthetic "
+                              "comparison of --modes)")
+    list: str = field("", "with --work_dir: the images to time")
+    graph: str = field("lowmem", "with --work_dir: the graph mode to time", choices=tuple(GRAPHS))
 
 
 def grid_size(nodes):
@@ -161,7 +181,8 @@ def run_mode(mode, h, w, device_name, epochs, batch, stored_graph, queue):
     torch.manual_seed(0)
     device = torch.device(device_name)
     inputs = synthetic_inputs(h, w)
-    batch_inputs = [inputs] + [replace(synthetic_inputs(h, w, seed), name=f"synthetic{seed}") for seed in range(1, batch)]
+    batch_inputs = [inputs] + [replace(synthetic_inputs(h, w, seed), name=f"synthetic{seed}")
+                               for seed in range(1, batch)]
     cfg = replace(GCNConfig(), max_epoch=epochs, graph="lowmem" if mode == "lowmem" else "dense")
     # Warm up (lazy initialisation of kernels and libraries costs seconds on a first call).
     warm = replace(cfg, max_epoch=2)
@@ -194,7 +215,88 @@ def run_mode(mode, h, w, device_name, epochs, batch, stored_graph, queue):
     queue.put((mode, (prepared_at - start) / images, (end - prepared_at) / images, peak, labels))
 
 
+class Stopwatch:
+    """Seconds between successive :meth:`lap` calls, the device's queued work included."""
+
+    def __init__(self, device):
+        self.device, self.laps = device, {}
+        self.last = time.perf_counter()
+
+    def lap(self, name):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.laps[name] = now - self.last
+        self.last = now
+
+
+def phase_times(load, gcn_cfg, device, epochs, outputs):
+    """The phases of one image's GCN stage as GCN/train.py runs them, timed apart.  load():
+    the image's :class:`GCN.inputs.GCNInputs`; outputs: a :class:`GCN.train.GCNOutputs`."""
+    clock = Stopwatch(device)
+    inputs = load()
+    clock.lap("load")
+    mode = graph_mode(gcn_cfg.graph)
+    prepared = mode.prepare(inputs.boundary, gcn_cfg)
+    clock.lap("graph")
+    batch = GridBatch([inputs.partial_labels.shape], device)
+    mode.assemble([prepared], batch, gcn_cfg)
+    clock.lap("assemble")
+    GridLaplacian([inputs.grid_image], batch, gcn_cfg.lap_rgb_scale, gcn_cfg.lap_xy_scale)
+    clock.lap("laplacian")
+    train_gcn([inputs], replace(gcn_cfg, max_epoch=1), device, [prepared])
+    clock.lap("one_epoch")
+    log_probs, losses = train_gcn([inputs], replace(gcn_cfg, max_epoch=1 + epochs), device, [prepared])[0]
+    clock.lap("more_epochs")
+    outputs.write(inputs, *predictions(log_probs, inputs.image.shape[:2], inputs.classes,
+                                       gcn_cfg.restrict_to_image_classes), losses)
+    clock.lap("write")
+    t = clock.laps
+    epoch = (t["more_epochs"] - t["one_epoch"]) / epochs
+    setup = t["one_epoch"] - epoch
+    return {"name": inputs.name, "nodes": int(inputs.partial_labels.size), "load_s": t["load"],
+            "graph_s": t["graph"], "assemble_s": t["assemble"], "laplacian_s": t["laplacian"], "setup_s": setup,
+            "epoch_s": epoch, "write_s": t["write"],
+            "sec_per_image": t["load"] + t["graph"] + setup + epochs * epoch + t["write"]}
+
+
+def run_on_work_dir(cfg):
+    """The phases on each image of ``cfg.list`` in ``cfg.work_dir``, then on synthetic inputs of
+    the first image's grid; one JSON line each, then the real images' means."""
+    device = torch.device(cfg.device)
+    names = read_image_list(cfg.list)
+    data, work = cfg.data_set(), WorkDir(cfg.work_dir)
+    gcn_cfg = replace(GCNConfig(), graph=cfg.graph, dataset=cfg.dataset)
+    train_gcn([synthetic_inputs(12, 12)], replace(gcn_cfg, max_epoch=2), device)  # lazy initialisation, untimed
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = WorkDir(tmp)
+        prepare_outputs([scratch.gcn_logit, scratch.gcn_label, scratch.logs])
+        outputs = GCNOutputs(scratch)
+        for name in names:
+            row = phase_times(lambda: load_gcn_inputs(work, data, name, cfg.allow_pickle), gcn_cfg, device,
+                              cfg.epochs, outputs)
+            rows.append(row)
+            print(json.dumps({"inputs": "real", **rounded(row)}), flush=True)
+        h, w = (int(s) for s in load_gcn_inputs(work, data, names[0], cfg.allow_pickle).partial_labels.shape)
+        synthetic = phase_times(lambda: synthetic_inputs(h, w), gcn_cfg, device, cfg.epochs, outputs)
+        outputs.close()
+    print(json.dumps({"inputs": "synthetic", **rounded(synthetic)}), flush=True)
+    means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key.endswith("_s")}
+    means["sec_per_image"] = float(np.mean([row["sec_per_image"] for row in rows]))
+    print(json.dumps({"inputs": "real, mean", "images": len(rows), "epochs": cfg.epochs, "graph": cfg.graph,
+                      "device": cfg.device, **rounded(means)}), flush=True)
+
+
+def rounded(row):
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def run(cfg):
+    if cfg.work_dir:
+        if not cfg.list:
+            raise ValueError("--work_dir needs --list: the images whose GCN inputs to time")
+        return run_on_work_dir(cfg)
     h, w = grid_size(cfg.nodes)
     context = mp.get_context("spawn")
     results = {}

@@ -76,3 +76,21 @@ def test_a_bar_in_a_log_file_prints_lines_at_its_interval_and_at_the_end(monkeyp
         pass
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and "0/50" in lines[0] and "50/50" in lines[1] and "img/s" in lines[1], lines
+
+
+class _BlasThreads(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, idx):
+        import threadpoolctl
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_data_loading_workers_run_blas_on_one_thread():
+    import numpy  # noqa: F401  (its BLAS loaded before the worker starts, as in the steps)
+    import scipy.sparse.linalg  # noqa: F401
+    loader = torch.utils.data.DataLoader(_BlasThreads(), batch_size=None, num_workers=1,
+                                         worker_init_fn=runtime.worker_init_fn())
+    threads = next(iter(loader))
+    assert threads and all(n == 1 for n in threads), threads

@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 
+import threadpoolctl
 import torch
 from tqdm import tqdm
 
@@ -186,7 +187,13 @@ def worker_init(parent_pid, worker_id=None, interval=1.0):
     *thread* that started the worker, so a loader must be iterated by a thread that outlives its
     workers, as the main thread does here); and a daemon thread that polls the parent pid, for
     systems without that signal.  A parent that died before the signal was set is caught by
-    comparing the parent pid with the recorded one."""
+    comparing the parent pid with the recorded one.
+
+    The worker's BLAS (numpy's and scipy's OpenBLAS) runs on one thread, as DataLoader already
+    makes torch do: the workers run beside each other and the main process, and a worker's
+    BLAS threads on every core slowed the GCN stage 1.5x on 2 cores (its eigensolver runs there).
+    """
+    threadpoolctl.threadpool_limits(1, user_api="blas")
     _kill_me_when_parent_dies()
     expected = os.getppid() if parent_pid is None else parent_pid
     if os.getppid() != expected:

@@ -1,0 +1,199 @@
+"""The paper's path at VOC size, rehearsed: every step of both stages with the ``paper`` profile's
+shapes and only the iteration counts cut, then one table of what each step costs.
+
+    bash scripts/rehearse.sh                      # the CPU, synthetic VOC-sized images
+    bash scripts/rehearse.sh --device cuda        # a GPU
+    bash scripts/rehearse.sh --init imagenet      # the paper's recipe itself (needs the weights)
+
+It writes a synthetic data set of PASCAL VOC's image sizes (long side 500 in both orientations,
+every fourth image smaller; ``python -m wsgcn.demo_data --image_size voc``) and runs, each step in
+a process of its own: the IRN stage (train_cam: crops of 512, make_cam: 4 scales, train_irn: crops
+of 512, make_sem_seg_labels: the 512 canvas), the GCN stage (graphs of the image's stride-4 grid,
+250 epochs, the dense CRF) and Stage II (DeepLab-v2 ResNet-101 with MSC on crops of 321, inference
+at full size with the CRF).  Batch sizes are the published ones (CAM 16, IRNet 32, DeepLab 5 x 2)
+unless the list is shorter, then the list's length (8 images by default: CAM and IRNet batches
+of 8).  Per step it reports seconds per image
+(per-image steps) or per iteration (training steps), the peak resident memory of the process,
+the peak CUDA memory on a GPU, and the FLOPs per image or iteration that
+``torch.utils.flop_counter`` counts over the whole step (dense operations only: the GCN's sparse
+products and the CRF, which is not torch, are not counted).
+
+Without ``--init imagenet`` no downloaded weights are used: the CAM network trains from a random
+init as the demo profile does (AdamW, batch statistics: the paper's SGD diverges without ImageNet
+weights), IRNet's frozen backbone is the trained CAM network's, and DeepLab starts from a random
+init.  The costs are the paper's (the shapes are); the labels' quality is not measured.
+
+The table goes to stdout and, with every figure, to ``<out>/rehearsal.json``; each step's log
+to ``<out>/logs/<step>.log``.
+"""
+import argparse
+import json
+import os
+import resource
+import runpy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The published batch sizes (paper profile), cut to the list's length when it is shorter.
+CAM_BATCH, IRN_BATCH = 16, 32
+
+
+def measure(script, argv):
+    """Run ``script`` with ``argv`` in this process, as ``python script argv`` would; returns its
+    exit status, seconds, peak resident memory of the process, peak CUDA memory and FLOPs."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    saved, sys.argv = sys.argv, [str(script), *argv]
+    counter = FlopCounterMode(display=False)
+    status, start = 0, time.perf_counter()
+    try:
+        with counter:
+            runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as stop:
+        status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.argv = saved
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return {"status": status, "seconds": time.perf_counter() - start,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak_cuda_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+            "flops": counter.get_total_flops()}
+
+
+def read_list(path):
+    return [line.split()[0] for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plan(args, data, work):
+    """The steps as (name, script, argv, unit, count): count images or iterations share the time."""
+    train, val = read_list(data / "train.txt"), read_list(data / "val.txt")
+    cam_batch, irn_batch = min(CAM_BATCH, len(train)), min(IRN_BATCH, len(train))
+    deeplab_batch = min(args.deeplab_batch, len(train))
+    where = ["--voc12_root", str(data / "VOC2012"), "--cls_labels", str(data / "cls_labels.txt"),
+             "--work_dir", str(work), "--device", args.device]
+    irn = ["--profile", "paper", *where, "--train_list", str(data / "train.txt"), "--infer_list",
+           str(data / "train.txt"), "--cam_batch_size", str(cam_batch), "--cam_num_epoches", str(args.cam_epochs),
+           "--irn_batch_size", str(irn_batch), "--irn_num_epoches", str(args.irn_epochs)]
+    if args.init != "imagenet":
+        irn += ["--backbone_weights", "none", "--cam_optimizer", "adamw", "--cam_frozen_bn", "False",
+                "--cam_learning_rate", "1e-3", "--irn_backbone_weights", "cam"]
+    passes = ["train_cam", "make_cam", "eval_cam", "cam_to_ir_label", "train_irn", "make_sem_seg", "eval_sem_seg"]
+
+    def irn_step(name, unit, count, step_pass=None):
+        only = [arg for p in passes for arg in (f"--{p}_pass", str(p == (step_pass or name)))]
+        return (name, "IRN/run_sample.py", irn + only, unit, count)
+
+    gcn = ["--profile", "paper", *where, "--train_list", str(data / "train.txt"), "--max_epoch",
+           str(args.gcn_epochs)]
+    deeplab = ["--profile", "paper", *where, "--batch_size", str(deeplab_batch), "--iter_size",
+               str(args.deeplab_iter_size)]
+    if args.init != "imagenet":
+        deeplab += ["--init", "none"]
+    images = len(train)
+    return [
+        irn_step("train_cam", "iteration", args.cam_epochs * (images // cam_batch)),
+        irn_step("make_cam", "image", images),
+        irn_step("eval_cam", "image", images),
+        irn_step("cam_to_ir_label", "image", images),
+        irn_step("train_irn", "iteration", args.irn_epochs * (images // irn_batch)),
+        irn_step("make_sem_seg_labels", "image", images, "make_sem_seg"),
+        irn_step("eval_sem_seg", "image", images),
+        ("GCN make_dataset", "GCN/make_dataset.py", gcn, "image", images),
+        ("GCN train", "GCN/train.py", gcn, "image", images),
+        ("GCN CRF", "GCN/CRF.py", gcn, "image", images),
+        ("DeepLab train", "DeepLab/train.py", [*deeplab, "--train_list", str(data / "train.txt"), "--iterations",
+                                               str(args.deeplab_iterations)], "iteration", args.deeplab_iterations),
+        ("DeepLab infer", "DeepLab/infer.py", [*deeplab, "--list", str(data / "val.txt")], "image", len(val)),
+    ]
+
+
+def gib(value):
+    return "-" if value is None else f"{value / 2 ** 30:.2f}"
+
+
+def table(rows, header):
+    lines = [header, f"{'step':<21}{'unit':>10}{'count':>6}{'s/unit':>9}{'peak RSS GiB':>14}{'CUDA GiB':>10}"
+                     f"{'GFLOP/unit':>12}"]
+    for row in rows:
+        per = row["seconds"] / row["count"]
+        flops = row["flops"] / row["count"] / 1e9
+        lines.append(f"{row['step']:<21}{row['unit']:>10}{row['count']:>6}{per:>9.2f}{gib(row['peak_rss_bytes']):>14}"
+                     f"{gib(row['peak_cuda_bytes']):>10}{flops:>12.1f}")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="Data/rehearsal", help="data set, work dir, logs and rehearsal.json")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--init", default="none", choices=("none", "imagenet"),
+                        help="none: no downloaded weights (CAM network trained as the demo does); imagenet: the "
+                             "paper's recipe (ImageNet weights, and DeepLab's COCO init under <out>/work/sess)")
+    parser.add_argument("--train", type=int, default=8, help="training images (VOC size)")
+    parser.add_argument("--val", type=int, default=2, help="val images for DeepLab's inference")
+    parser.add_argument("--cam_epochs", type=int, default=1, help="train_cam epochs (the paper: 5)")
+    parser.add_argument("--irn_epochs", type=int, default=1, help="train_irn epochs (the paper: 3)")
+    parser.add_argument("--gcn_epochs", type=int, default=250, help="GCN epochs per image (the paper's 250)")
+    parser.add_argument("--deeplab_iterations", type=int, default=1, help="DeepLab SGD steps")
+    parser.add_argument("--deeplab_batch", type=int, default=5, help="DeepLab crops per forward pass (the paper: 5)")
+    parser.add_argument("--deeplab_iter_size", type=int, default=2,
+                        help="DeepLab forward passes per SGD step (the paper: 2)")
+    # one step in a process of its own: --measure RESULT.json SCRIPT ARGS...
+    parser.add_argument("--measure", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for flag in ("train", "val", "cam_epochs", "irn_epochs", "gcn_epochs", "deeplab_iterations", "deeplab_batch",
+                 "deeplab_iter_size"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.measure:
+        result = measure(args.measure[1], args.measure[2:])
+        Path(args.measure[0]).write_text(json.dumps(result))
+        return result["status"]
+    out = Path(args.out).resolve()
+    data, work, logs = out / "data", out / "work", out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    subprocess.run([python, "-m", "wsgcn.demo_data", "--out", str(data), "--num_train", str(args.train),
+                    "--num_val", str(args.val), "--image_size", "voc"], cwd=ROOT, check=True)
+    cut = (f"cut: train_cam {args.cam_epochs} epoch(s), train_irn {args.irn_epochs}, DeepLab "
+           f"{args.deeplab_iterations} iterations, GCN {args.gcn_epochs} epochs")
+    init = ("the paper's recipe (ImageNet weights)" if args.init == "imagenet" else
+            "no downloaded weights: CAM network trained as the demo does (AdamW, batch statistics), DeepLab from "
+            "a random init")
+    header = (f"Rehearsal of the paper profile on {args.train} + {args.val} VOC-sized images, device {args.device}; "
+              f"{cut}; {init}")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    rows, began = [], time.time()
+    for name, script, step_argv, unit, count in plan(args, data, work):
+        result = logs / f"{name.replace(' ', '_')}.json"
+        log = logs / f"{name.replace(' ', '_')}.log"
+        print(f"rehearse: {name} ...", flush=True)
+        with open(log, "w") as stream:
+            done = subprocess.run([python, __file__, "--measure", str(result), str(ROOT / script), *step_argv],
+                                  cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT)
+        if done.returncode != 0 or not result.is_file():
+            print(f"rehearse: {name} failed (exit status {done.returncode}); its log: {log}", file=sys.stderr)
+            print(log.read_text()[-3000:], file=sys.stderr)
+            return 1
+        rows.append({"step": name, "unit": unit, "count": count, **json.loads(result.read_text())})
+    report = table(rows, header)
+    (out / "rehearsal.json").write_text(json.dumps({"header": header, "steps": rows,
+                                                    "seconds": time.time() - began}, indent=2) + "\n")
+    print(report)
+    print(f"rehearse: {time.time() - began:.0f} s in all; figures in {out / 'rehearsal.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -71,8 +71,8 @@ def deeplab_training(out, device, env, variant, flags):
     argv = ["--profile", "paper", "--voc12_root", str(data / "VOC2012"), "--cls_labels", str(data / "cls_labels.txt"),
             "--work_dir", str(work), "--device", device, "--train_list", str(data / "train.txt"), "--init", "none",
             "--iterations", str(DEEPLAB_ITERATIONS), "--weights_name", f"sess/deeplab_{variant}.pth", *flags]
-    status, text = run([sys.executable, "scripts/rehearse.py", "--measure", str(result), "DeepLab/train.py", *argv],
-                       out / f"deeplab_{variant}.log", env)
+    command = [sys.executable, "scripts/rehearse.py", "--measure", "time", str(result), "DeepLab/train.py"]
+    status, text = run([*command, *argv], out / f"deeplab_{variant}.log", env)
     timed = re.search(r"deeplab train: (\d+) iterations in (\d+) s", text)
     if status or not timed or not result.is_file():
         return {"status": status or 1}

@@ -14,8 +14,9 @@ at full size with the CRF).  Batch sizes are the published ones (CAM 16, IRNet 3
 unless the list is shorter, then the list's length (8 images by default: CAM and IRNet batches
 of 8).  Per step it reports seconds per image
 (per-image steps) or per iteration (training steps), the peak resident memory of the process,
-the peak CUDA memory on a GPU, and the FLOPs per image or iteration that
-``torch.utils.flop_counter`` counts over the whole step (dense operations only: the GCN's sparse
+the peak CUDA memory on a GPU, and the FLOPs per iteration, or of the list's first image (a
+500-pixel one), that ``torch.utils.flop_counter`` counts over the whole step, in a second run for
+a per-image step (counting slows small operations; dense operations only: the GCN's sparse
 products and the CRF, which is not torch, are not counted).
 
 Without ``--init imagenet`` no downloaded weights are used: the CAM network trains from a random
@@ -27,6 +28,7 @@ The table goes to stdout and, with every figure, to ``<out>/rehearsal.json``; ea
 to ``<out>/logs/<step>.log``.
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -42,14 +44,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CAM_BATCH, IRN_BATCH = 16, 32
 
 
-def measure(script, argv):
+def measure(script, argv, count_flops=True):
     """Run ``script`` with ``argv`` in this process, as ``python script argv`` would; returns its
-    exit status, seconds, peak resident memory of the process, peak CUDA memory and FLOPs."""
+    exit status, seconds, peak resident memory of the process, peak CUDA memory and (with
+    ``count_flops``) FLOPs.  Counting puts every torch operation through Python: it adds 70 % to
+    the GCN's many small operations, nothing that shows to a network's large ones."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     saved, sys.argv = sys.argv, [str(script), *argv]
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False) if count_flops else contextlib.nullcontext()
     status, start = 0, time.perf_counter()
     try:
         with counter:
@@ -62,7 +66,37 @@ def measure(script, argv):
     return {"status": status, "seconds": time.perf_counter() - start,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "peak_cuda_bytes": torch.cuda.max_memory_allocated() if cuda else None,
-            "flops": counter.get_total_flops()}
+            "flops": counter.get_total_flops() if count_flops else None}
+
+
+def first_image_argv(argv, folder):
+    """``argv`` with each list (--train_list, --infer_list, --list) cut to its first image, and
+    --overwrite True: a step's FLOPs on one image."""
+    argv = list(argv)
+    for flag in ("--train_list", "--infer_list", "--list"):
+        if flag in argv:
+            listed = Path(argv[argv.index(flag) + 1])
+            first = Path(folder) / f"first_of_{listed.name}"
+            first.write_text(read_list(listed)[0] + "\n")
+            argv[argv.index(flag) + 1] = str(first)
+    return argv + ["--overwrite", "True"]
+
+
+def rehearse_step(name, script, argv, unit, count, runner, folder):
+    """One step's row of the table.  runner(script, argv, count_flops) -> a :func:`measure`
+    result.  A training step is timed and counted in one run (its FLOPs per iteration: the total
+    over ``count``); a per-image step is timed over its list without counting, then counted on
+    the list's first image alone (an evaluation: not counted)."""
+    if unit == "iteration":
+        result = runner(script, argv, True)
+        return {"step": name, "unit": unit, "count": count, **result,
+                "flops_per_unit": None if result["flops"] is None else result["flops"] / count}
+    result = runner(script, argv, False)
+    flops = None
+    if result["status"] == 0 and not name.startswith("eval"):
+        counted = runner(script, first_image_argv(argv, folder), True)
+        result["status"], flops = counted["status"], counted["flops"]
+    return {"step": name, "unit": unit, "count": count, **result, "flops_per_unit": flops}
 
 
 def read_list(path):
@@ -121,9 +155,9 @@ def table(rows, header):
                      f"{'GFLOP/unit':>12}"]
     for row in rows:
         per = row["seconds"] / row["count"]
-        flops = row["flops"] / row["count"] / 1e9
+        flops = "-" if row["flops_per_unit"] is None else f"{row['flops_per_unit'] / 1e9:.1f}"
         lines.append(f"{row['step']:<21}{row['unit']:>10}{row['count']:>6}{per:>9.2f}{gib(row['peak_rss_bytes']):>14}"
-                     f"{gib(row['peak_cuda_bytes']):>10}{flops:>12.1f}")
+                     f"{gib(row['peak_cuda_bytes']):>10}{flops:>12}")
     return "\n".join(lines)
 
 
@@ -144,7 +178,7 @@ def parse_args(argv=None):
     parser.add_argument("--deeplab_batch", type=int, default=5, help="DeepLab crops per forward pass (the paper: 5)")
     parser.add_argument("--deeplab_iter_size", type=int, default=2,
                         help="DeepLab forward passes per SGD step (the paper: 2)")
-    # one step in a process of its own: --measure RESULT.json SCRIPT ARGS...
+    # one step in a process of its own: --measure time|flops RESULT.json SCRIPT ARGS...
     parser.add_argument("--measure", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for flag in ("train", "val", "cam_epochs", "irn_epochs", "gcn_epochs", "deeplab_iterations", "deeplab_batch",
@@ -157,8 +191,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.measure:
-        result = measure(args.measure[1], args.measure[2:])
-        Path(args.measure[0]).write_text(json.dumps(result))
+        mode, result_path, script, *step_argv = args.measure
+        result = measure(script, step_argv, count_flops=mode == "flops")
+        Path(result_path).write_text(json.dumps(result))
         return result["status"]
     out = Path(args.out).resolve()
     data, work, logs = out / "data", out / "work", out / "logs"
@@ -176,17 +211,25 @@ def main(argv=None):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     rows, began = [], time.time()
     for name, script, step_argv, unit, count in plan(args, data, work):
-        result = logs / f"{name.replace(' ', '_')}.json"
-        log = logs / f"{name.replace(' ', '_')}.log"
+        stem = name.replace(" ", "_")
         print(f"rehearse: {name} ...", flush=True)
-        with open(log, "w") as stream:
-            done = subprocess.run([python, __file__, "--measure", str(result), str(ROOT / script), *step_argv],
-                                  cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT)
-        if done.returncode != 0 or not result.is_file():
-            print(f"rehearse: {name} failed (exit status {done.returncode}); its log: {log}", file=sys.stderr)
-            print(log.read_text()[-3000:], file=sys.stderr)
+
+        def in_a_process(script, argv, count_flops):
+            result, log = logs / f"{stem}.json", logs / f"{stem}{'_flops' if count_flops else ''}.log"
+            with open(log, "w") as stream:
+                done = subprocess.run([python, __file__, "--measure", "flops" if count_flops else "time", str(result),
+                                       str(ROOT / script), *argv], cwd=ROOT, env=env, stdout=stream,
+                                      stderr=subprocess.STDOUT)
+            if done.returncode != 0 or not result.is_file():
+                print(f"rehearse: {name} failed (exit status {done.returncode}); its log: {log}", file=sys.stderr)
+                print(log.read_text()[-3000:], file=sys.stderr)
+                return {"status": done.returncode or 1, "flops": None}
+            return json.loads(result.read_text())
+
+        row = rehearse_step(name, script, step_argv, unit, count, in_a_process, logs)
+        if row["status"] != 0:
             return 1
-        rows.append({"step": name, "unit": unit, "count": count, **json.loads(result.read_text())})
+        rows.append(row)
     report = table(rows, header)
     (out / "rehearsal.json").write_text(json.dumps({"header": header, "steps": rows,
                                                     "seconds": time.time() - began}, indent=2) + "\n")

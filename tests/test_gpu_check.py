@@ -44,7 +44,7 @@ def fake_parts(deeplab_out, failing=()):
             steps = [{"step": s, "count": 8, "seconds": 4.0} for s in ("make_cam", "make_sem_seg_labels", "GCN train")]
             report.write_text(json.dumps({"steps": steps + [{"step": "DeepLab infer", "count": 2, "seconds": 1.0}]}))
             return 0, ""
-        Path(cmd[cmd.index("--measure") + 1]).write_text(json.dumps({"peak_cuda_bytes": 3 * 2 ** 30,
+        Path(cmd[cmd.index("--measure") + 2]).write_text(json.dumps({"peak_cuda_bytes": 3 * 2 ** 30,
                                                                       "peak_rss_bytes": 2 ** 30}))
         return 0, deeplab_out
     return run

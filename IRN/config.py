@@ -47,8 +47,8 @@ class IRNConfig(CommonConfig, DataConfig):
     irn_rescale: tuple[float, float] = field((0.5, 1.5), "train_irn random rescale range", above=0)
     # Random walk
     sem_seg_canvas_size: int = field(512, "make_sem_seg pads each image to this square before IRNet, as the "
-                                          "original's EdgeDisplacement(crop_size=512) does whatever crop IRNet "
-                                          "was trained on (larger images: rounded up to a multiple of 16)", low=1)
+                                          "original's EdgeDisplacement(crop_size=512) does; best equal to "
+                                          "--irn_crop_size (larger images: rounded up to a multiple of 16)", low=1)
     beta: int = field(10, "affinity power", low=1)
     exp_times: int = field(8, "log2 of the random-walk length (T^(2^exp_times))", low=0)
     sem_seg_bg_thres: float = field(0.25, "background score of the random-walk labels", low=0, high=1)
@@ -75,7 +75,8 @@ PROFILES = {
     "demo": dict(
         backbone_weights="none", cam_frozen_bn=False, cam_optimizer="adamw", cam_learning_rate=1e-3,
         cam_crop_size=128, cam_resize_long=(112, 176), cam_batch_size=8, cam_num_epoches=40,
-        cam_scales=(1.0, 0.5, 1.5), irn_backbone_weights="cam", irn_crop_size=128, irn_batch_size=8,
+        cam_scales=(1.0, 0.5, 1.5), irn_backbone_weights="cam", irn_crop_size=128, sem_seg_canvas_size=128,
+        irn_batch_size=8,
         irn_num_epoches=15, irn_rescale=(0.8, 1.2), num_workers=1,
     ),
 }

@@ -1,4 +1,7 @@
 """The IRN steps end to end on a few demo images (tiny settings), and their invariants."""
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,7 @@ from IRN.net.resnet50_cam import CAMNet
 from IRN.net.resnet50_irn import load_irnet
 from IRN.step.cam_to_ir_label import combine_confident_maps
 from IRN.step.make_cam import compute_cams
+from IRN.step import make_sem_seg_labels
 from IRN.step.make_sem_seg_labels import canvas_size
 from wsgcn.infra.io import load_label_png, load_npz
 from wsgcn.infra.layout import strided_size
@@ -99,14 +103,26 @@ def test_canvas_size():
     assert canvas_size((130, 97), 128) == (144, 128)
 
 
-def test_sem_seg_canvas_is_the_originals_512_in_every_profile():
+def test_sem_seg_canvas_is_irnets_training_crop_in_every_profile():
     from IRN.config import PROFILES, IRNConfig
     from wsgcn.infra.config import parse_config
 
     for profile in PROFILES:
         cfg = parse_config(IRNConfig, PROFILES, ["--profile", profile])
-        assert cfg.sem_seg_canvas_size == 512, profile
-    assert parse_config(IRNConfig, PROFILES, ["--profile", "demo"]).irn_crop_size == 128  # training crop apart
+        assert cfg.sem_seg_canvas_size == cfg.irn_crop_size == (128 if profile == "demo" else 512), profile
+
+
+def test_a_canvas_other_than_irnets_training_crop_is_warned_once(irn_run, capsys):
+    """The fixture's IRNet trained on crops of 96; every image is done, so nothing is redone."""
+    cfg, _, _ = irn_run
+    for canvas, warned in ((128, True), (96, False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            make_sem_seg_labels.run(dataclasses.replace(cfg, sem_seg_canvas_size=canvas))
+        lines = [str(w.message) for w in caught if "--sem_seg_canvas_size" in str(w.message)]
+        expected = [f"--sem_seg_canvas_size {canvas} is not IRNet's training crop (--irn_crop_size 96): the "
+                    f"boundary maps are best on the canvas IRNet was trained on (docs/choices.md)"]
+        assert lines == (expected if warned else []), lines
 
 
 def test_boundary_and_features_run_on_the_zero_padded_canvas():

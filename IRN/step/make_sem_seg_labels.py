@@ -5,12 +5,15 @@ Per image writes ``IRN4GCN/BOUNDARY/<name>.npz`` (``boundary`` (h, w) float32),
 VOC image's GCN inputs under 4 MB) and ``IRN4GCN/SEM_SEG/<name>.png``.  The random walk
 applies T^(2^exp_times) to the CAMs by sparse products; T^256 itself is never formed.
 """
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_irn import load_irnet
+from wsgcn.infra import distributed
 from wsgcn.infra.io import prepare_outputs, save_label_png, save_npz
 from wsgcn.infra.layout import WorkDir, strided_size
 from wsgcn.infra.per_image import Failures, map_images, pending_images
@@ -61,7 +64,17 @@ def output_places(cfg):
     return [work.boundary, work.features, work.sem_seg], []
 
 
+def warn_canvas_mismatch(cfg):
+    """One line when the canvas is not the crop IRNet was trained on: its GroupNorm statistics
+    then see another share of padding than in training (docs/choices.md)."""
+    if cfg.sem_seg_canvas_size != cfg.irn_crop_size and distributed.is_main():
+        warnings.warn(f"--sem_seg_canvas_size {cfg.sem_seg_canvas_size} is not IRNet's training crop "
+                      f"(--irn_crop_size {cfg.irn_crop_size}): the boundary maps are best on the canvas IRNet "
+                      f"was trained on (docs/choices.md)")
+
+
 def run(cfg):
+    warn_canvas_mismatch(cfg)
     device = resolve_device(cfg.device)
     work = WorkDir(cfg.work_dir)
     data = cfg.data_set()

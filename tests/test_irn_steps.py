@@ -9,9 +9,9 @@ import torch
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_cam import CAMNet
 from IRN.net.resnet50_irn import load_irnet
+from IRN.step import make_sem_seg_labels
 from IRN.step.cam_to_ir_label import combine_confident_maps
 from IRN.step.make_cam import compute_cams
-from IRN.step import make_sem_seg_labels
 from IRN.step.make_sem_seg_labels import canvas_size
 from wsgcn.infra.io import load_label_png, load_npz
 from wsgcn.infra.layout import strided_size

@@ -81,9 +81,11 @@ def run(cfg):
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
     prepare_outputs(*output_places(cfg))
     failures = Failures("make_sem_seg_labels", work.sem_seg)
-    names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name),
-                           lambda name: [work / cfg.irn_weights_name, find_score_file(work.cam, name, cfg.allow_pickle)],
-                           cfg.overwrite, failures)
+    def inputs(name):
+        return [work / cfg.irn_weights_name, find_score_file(work.cam, name, cfg.allow_pickle)]
+
+    names = pending_images(read_image_list(cfg.infer_list), lambda name: outputs(work, name), inputs, cfg.overwrite,
+                           failures)
     dataset = MultiScaleDataset(data, names, scales=(1.0,))
     for pack in map_images(dataset.pack, names, cfg.num_workers, "make_sem_seg_labels", cfg.quiet, failures):
         name, size = pack["name"], pack["size"]

@@ -26,7 +26,7 @@ On the CPU read the times as ratios; absolute figures mean something on a GPU.
 With ``--work_dir`` (and ``--list``, and the data set's flags as for GCN/train.py) it times the
 ``--graph`` mode's stage on each listed image's own inputs (boundary map, features, partial
 labels), then on synthetic inputs of the first image's grid, in this process, one JSON line per
-image with each phase apart: ``load_s`` (reading the inputs), ``graph_s`` (the graph's CPU
+image (``grid`` [h, w], ``nodes``) with each phase apart: ``load_s`` (reading the inputs), ``graph_s`` (the graph's CPU
 preparation), ``assemble_s`` (its device tensors), ``laplacian_s``, ``setup_s`` (everything of a
 training but its epochs: the graph, the Laplacian, the model, the final forward), ``epoch_s`` (one
 epoch, from the difference of a 1-epoch and a (1 + ``--epochs``)-epoch training), ``write_s``
@@ -254,7 +254,8 @@ def phase_times(load, gcn_cfg, device, epochs, outputs):
     t = clock.laps
     epoch = (t["more_epochs"] - t["one_epoch"]) / epochs
     setup = t["one_epoch"] - epoch
-    return {"name": inputs.name, "nodes": int(inputs.partial_labels.size), "load_s": t["load"],
+    return {"name": inputs.name, "grid": list(inputs.partial_labels.shape),
+            "nodes": int(inputs.partial_labels.size), "load_s": t["load"],
             "graph_s": t["graph"], "assemble_s": t["assemble"], "laplacian_s": t["laplacian"], "setup_s": setup,
             "epoch_s": epoch, "write_s": t["write"],
             "sec_per_image": t["load"] + t["graph"] + setup + epochs * epoch + t["write"]}
@@ -278,8 +279,7 @@ def run_on_work_dir(cfg):
                               cfg.epochs, outputs)
             rows.append(row)
             print(json.dumps({"inputs": "real", **rounded(row)}), flush=True)
-        h, w = (int(s) for s in load_gcn_inputs(work, data, names[0], cfg.allow_pickle).partial_labels.shape)
-        synthetic = phase_times(lambda: synthetic_inputs(h, w), gcn_cfg, device, cfg.epochs, outputs)
+        synthetic = phase_times(lambda: synthetic_inputs(*rows[0]["grid"]), gcn_cfg, device, cfg.epochs, outputs)
         outputs.close()
     print(json.dumps({"inputs": "synthetic", **rounded(synthetic)}), flush=True)
     means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key.endswith("_s")}

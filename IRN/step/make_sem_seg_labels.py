@@ -81,6 +81,7 @@ def run(cfg):
     model = load_irnet(work / cfg.irn_weights_name).to(device).eval()
     prepare_outputs(*output_places(cfg))
     failures = Failures("make_sem_seg_labels", work.sem_seg)
+
     def inputs(name):
         return [work / cfg.irn_weights_name, find_score_file(work.cam, name, cfg.allow_pickle)]
 

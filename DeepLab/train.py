@@ -19,8 +19,10 @@ each process trains on its share of every batch (DistributedDataParallel).
 """
 import functools
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,6 +43,8 @@ from wsgcn.infra.training import load_training_state, poly_schedule, resume_path
 from wsgcn.seg.dataset import IGNORE_INDEX, read_image_list
 
 COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
+CHECK_CROPS = 16  # training crops the end-of-training class check predicts
+SHOWN_SHARE = 0.01  # the class check's log line names the classes with at least this share
 
 
 def msc_loss(outputs, labels):
@@ -165,8 +169,58 @@ def run(cfg):
         final = f"final loss {losses['loss']:.4f}, " if losses else ""
         print(f"deeplab train: {cfg.iterations - start} iterations in {time.time() - began:.0f} s, {final}"
               f"weights {weights}", flush=True)
+        check_classes(model, dataset, data.classes, device)
     distributed.barrier()
     failures.finish()
+
+
+def class_shares(model, dataset, device, count=CHECK_CROPS, batch_size=4):
+    """(labels, predictions): (C,) float64 shares of each class among the labelled pixels of the
+    first ``count`` crops of ``dataset`` (at its current epoch), the labels resized to the
+    network's output as the loss resizes them, the predictions the argmax of the MSC's
+    evaluation output (the max over the scales)."""
+    was_training = model.training
+    model.eval()
+    label_counts = prediction_counts = 0
+    with torch.no_grad():
+        for begin in range(0, min(count, len(dataset)), batch_size):
+            items = [dataset[i] for i in range(begin, min(begin + batch_size, count, len(dataset)))]
+            logits = model(torch.stack([torch.as_tensor(item["img"]) for item in items]).to(device))
+            labels = resize_labels(torch.stack([torch.as_tensor(item["label"]) for item in items]).to(device),
+                                   logits.shape[-2:])
+            keep = labels != IGNORE_INDEX
+            label_counts = label_counts + torch.bincount(labels[keep], minlength=logits.shape[1])
+            prediction_counts = prediction_counts + torch.bincount(logits.argmax(1)[keep], minlength=logits.shape[1])
+    model.train(was_training)
+    total = max(int(label_counts.sum()), 1)
+    return label_counts.double().cpu().numpy() / total, prediction_counts.double().cpu().numpy() / total
+
+
+def collapse_warnings(labels, predictions, classes, crops):
+    """The signs of a collapsed training in :func:`class_shares`' shares: a class predicted on more
+    than twice its share of the labels (and on at least 5 % of the pixels more), and the object
+    classes together predicted on less than half their share (background everywhere)."""
+    found = []
+    for c, (label, prediction) in enumerate(zip(labels, predictions)):
+        if prediction > 2 * label and prediction - label >= 0.05:
+            found.append(f"{classes[c]} takes {100 * prediction:.1f} % of the predictions on {crops} training crops "
+                         f"against {100 * label:.1f} % of their labels")
+    objects_labelled, objects_predicted = 1 - labels[0], 1 - predictions[0]
+    if objects_labelled >= 0.05 and objects_predicted < objects_labelled / 2:
+        found.append(f"the object classes take {100 * objects_predicted:.1f} % of the predictions on {crops} "
+                     f"training crops against {100 * objects_labelled:.1f} % of their labels")
+    return [f"deeplab train: {what}: the training may have collapsed (docs/usage.md)" for what in found]
+
+
+def check_classes(model, dataset, classes, device):
+    """Log the class shares of :func:`class_shares` and warn of a collapse (:func:`collapse_warnings`)."""
+    crops = min(CHECK_CROPS, len(dataset))
+    labels, predictions = class_shares(model, dataset, device, crops)
+    shown = [c for c in np.argsort(-labels, kind="stable") if max(labels[c], predictions[c]) >= SHOWN_SHARE]
+    print(f"deeplab train: class shares (%) of the labelled pixels of {crops} training crops, labels / predictions: "
+          + ", ".join(f"{classes[c]} {100 * labels[c]:.1f} / {100 * predictions[c]:.1f}" for c in shown), flush=True)
+    for message in collapse_warnings(labels, predictions, classes, crops):
+        warnings.warn(message)
 
 
 def diverged_hint(cfg):

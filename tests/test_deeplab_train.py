@@ -283,6 +283,8 @@ def test_script_writes_weights_that_load_deeplab_reads(demo_root, tmp_path, caps
     deeplab_train.main(train_argv(demo_root, work, "--iterations", "1"))
     out = capsys.readouterr().out
     assert "deeplab train: 1 iterations in " in out and f"weights {work / 'sess/deeplab.pth'}" in out
+    assert "deeplab train: class shares (%) of the labelled pixels of 2 training crops, labels / predictions: " \
+           "background " in out
     model = load_deeplab(deeplab_v2("torchvision", 21, 50), work / "sess/deeplab.pth")
     state = model.state_dict()
     cam_state = cam.resnet50.state_dict()
@@ -373,3 +375,62 @@ def test_ddp_with_accumulation_matches_one_process_with_the_global_batch(tmp_pat
         moved += 1
         assert (step_b - step_a).norm() < 0.01 * step_a.norm(), key
     assert moved == 16 * 3 + 4 + 8  # the convolutions of the 16 blocks and 4 shortcuts, the ASPP weights and biases
+
+
+# ---------------------------------------------------------------- the end-of-training class check
+
+
+class ConstantNet(torch.nn.Module):
+    """Predicts class ``winner`` everywhere at output stride 8 (C = 3); records its mode."""
+
+    def __init__(self, winner):
+        super().__init__()
+        self.winner, self.modes = winner, []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        logits = torch.zeros(len(x), 3, math.ceil(x.shape[2] / 8), math.ceil(x.shape[3] / 8))
+        logits[:, self.winner] = 1.0
+        return logits
+
+
+def test_class_shares_count_the_labelled_pixels_of_the_first_crops():
+    labels = [torch.zeros(16, 16, dtype=torch.int64) for _ in range(6)]
+    labels[0][:8] = 1             # the output is 2x2: nearest picks rows/cols 0 and 8
+    labels[1][:, :8] = 255        # half ignored
+    labels[2][:] = 2
+    labels[5][:] = 2              # beyond count: not counted
+    dataset = [{"img": torch.zeros(3, 16, 16), "label": label} for label in labels]
+    model = ConstantNet(winner=1).train()
+    label_shares, prediction_shares = deeplab_train.class_shares(model, dataset, torch.device("cpu"), count=5,
+                                                                 batch_size=2)
+    # labelled output pixels: 4 + 2 + 4 + 4 + 4 = 18; class 1 in 2 of them, class 2 in 4
+    np.testing.assert_allclose(label_shares, [12 / 18, 2 / 18, 4 / 18])
+    np.testing.assert_allclose(prediction_shares, [0, 1, 0])
+    assert model.modes == [False, False, False] and model.training  # evaluated, then back to training
+
+
+@pytest.mark.parametrize("labels, predictions, expected", [
+    ([0.70, 0.20, 0.10], [0.68, 0.22, 0.10], []),                          # healthy
+    ([0.17, 0.26, 0.57], [0.17, 0.26, 0.57], []),                          # a large class, as labelled
+    ([0.70, 0.28, 0.02], [0.66, 0.29, 0.05], []),                          # 2.5x a tiny share: 3 points more
+    ([0.70, 0.20, 0.10], [0.17, 0.26, 0.57], ["cat takes 57.0 % of the predictions on 16 training crops "
+                                              "against 10.0 % of their labels"]),
+    ([0.70, 0.20, 0.10], [0.97, 0.02, 0.01], ["the object classes take 3.0 % of the predictions on 16 "
+                                              "training crops against 30.0 % of their labels"]),
+])
+def test_collapse_warnings(labels, predictions, expected):
+    found = deeplab_train.collapse_warnings(np.array(labels), np.array(predictions), ("background", "bird", "cat"), 16)
+    assert found == [f"deeplab train: {what}: the training may have collapsed (docs/usage.md)" for what in expected]
+
+
+def test_check_classes_logs_the_shares_and_warns_of_a_collapse(capsys):
+    label = torch.zeros(16, 16, dtype=torch.int64)
+    label[:, 8:] = 2
+    dataset = [{"img": torch.zeros(3, 16, 16), "label": label}] * 3
+    with pytest.warns(UserWarning, match="the object classes take 0.0 % of the predictions on 3 training crops "
+                                         "against 50.0 %") as caught:
+        deeplab_train.check_classes(ConstantNet(winner=0), dataset, ("background", "bird", "cat"), torch.device("cpu"))
+    assert len(caught) == 1  # background at exactly twice its share is not more than twice
+    assert capsys.readouterr().out == ("deeplab train: class shares (%) of the labelled pixels of 3 training crops, "
+                                       "labels / predictions: background 50.0 / 100.0, cat 50.0 / 0.0\n")

@@ -33,6 +33,8 @@
 #   SEG_VAL_LIST    images DeepLab is evaluated on                     Data/VOC12/val.txt
 #   DEEPLAB_ARGS    extra flags for DeepLab/train.py and DeepLab/infer.py (e.g. "--backbone torchvision")
 #   UPPER_BOUND     1: also train on the ground truth of SEG_TRAIN_LIST (the fully supervised bound)
+#   The paper profile starts DeepLab from WORK_DIR/sess/deeplabv1_resnet101-coco.pth, which
+#   DeepLab/convert_caffemodel.py makes from the DeepLab authors' init.caffemodel (README, Stage II).
 #
 # Re-running continues where an interrupted run stopped: per-image steps skip the images whose
 # outputs exist (GCN_ARGS/IRN_ARGS "--overwrite True" redoes them); add "--resume True" to
@@ -98,6 +100,14 @@ common=(--profile "$profile" "${data[@]}" --work_dir "$WORK_DIR" --device "${DEV
 read -r -a irn_extra <<< "${IRN_ARGS:-}"
 read -r -a gcn_extra <<< "${GCN_ARGS:-}"
 read -r -a deeplab_extra <<< "${DEEPLAB_ARGS:-}"
+
+# Stage II's paper profile starts from the COCO-trained DeepLab-v1 unless DEEPLAB_ARGS names an
+# --init: without it, say how to make it before Stage I runs for hours.
+coco_init=$WORK_DIR/sess/deeplabv1_resnet101-coco.pth
+if [ "$stage" != 1 ] && [ "$profile" = paper ] && [[ " ${deeplab_extra[*]} " != *" --init"* ]] && [ ! -f "$coco_init" ]; then
+    echo "train.sh: $coco_init is missing (the paper profile's DeepLab starts from it): download prototxt_and_model.zip (http://liangchiehchen.com/projects/released/deeplab_aspp_resnet101/prototxt_and_model.zip), unzip it and run $PYTHON DeepLab/convert_caffemodel.py --caffemodel .../init.caffemodel --out $coco_init (or give DeepLab another start: DEEPLAB_ARGS=\"--init PATH\")" >&2
+    exit 2
+fi
 
 # A step's exit status: 1 (some images failed) goes on, 2 and up (nothing usable) stops here.
 # Under torchrun a crashed process also ends in 1, so a stage's outputs are checked before the

@@ -65,9 +65,10 @@ def resolve_init(cfg, work):
         return cfg.init
     path = work / COCO_INIT
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the COCO-trained DeepLab-v1 that the paper profile starts from is missing "
-                                f"(kazuto1011/deeplab-pytorch's deeplabv1_resnet101-coco.pth; or pass --init "
-                                f"imagenet, none or PATH)")
+        raise FileNotFoundError(f"{path}: the COCO-trained DeepLab-v1 that the paper profile starts from is missing: "
+                                f"make it from the DeepLab authors' init.caffemodel with python "
+                                f"DeepLab/convert_caffemodel.py --caffemodel init.caffemodel --out {path} (README, "
+                                f"Stage II), or pass --init PATH or none")
     return str(path)
 
 

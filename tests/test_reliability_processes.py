@@ -217,6 +217,43 @@ def test_sigterm_during_a_write_removes_the_temporary_file(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+TERM_DURING_AN_IMPORT = """
+import sys, time
+from wsgcn.infra.runtime import Terminated, terminate_on_sigterm
+
+sys.path.insert(0, sys.argv[1])
+terminate_on_sigterm()
+try:
+    import slow_module  # sends itself a TERM half way through
+    time.sleep(60)
+except Terminated:
+    print(sys.modules["slow_module"].DONE, flush=True)
+    sys.exit(Terminated.exit_status)
+"""
+
+SLOW_MODULE = """
+import os, signal, time
+os.kill(os.getpid(), signal.SIGTERM)
+for _ in range(20):  # the rest of a slow import, bytecode the handler could interrupt
+    time.sleep(0.01)
+try:  # a module probing an optional dependency the way some do
+    time.sleep(0.2)
+except:  # noqa: E722
+    pass
+DONE = "imported whole"
+"""
+
+
+def test_sigterm_during_an_import_waits_for_its_end(tmp_path):
+    """A TERM that arrives while a module is being imported (torch imports torch._dynamo at the
+    first optimiser step) ends the run once the import is over: cut in half, the module's bare
+    except swallowed it and the run went on, or the process hung at exit."""
+    (tmp_path / "slow_module.py").write_text(SLOW_MODULE)
+    out = subprocess.run([sys.executable, "-c", TERM_DURING_AN_IMPORT, str(tmp_path)], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout, out.stderr) == (143, "imported whole\n", "")
+
+
 # ---------------------------------------------------------------- a GCN run, terminated or killed
 
 

@@ -124,7 +124,33 @@ class Terminated(BaseException):
     exit_status = 128 + signal.SIGTERM  # 143, what a shell reports for a process ended by TERM
 
 
+IMPORT_RETRY_S = 0.05  # how soon a TERM that came during an import is handled again
+
+
+def _importing(frame):
+    """Whether ``frame`` runs inside an import (a frame of importlib's bootstrap below it)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _terminate_again(main_thread):
+    if signal.getsignal(signal.SIGTERM) is _raise_terminated:  # not once the clean-up has begun
+        signal.pthread_kill(main_thread, signal.SIGTERM)
+
+
 def _raise_terminated(signum, frame):
+    if _importing(frame):
+        # Not in the middle of an import (torch imports torch._dynamo at the first optimiser
+        # step): with a module cut in half, GCN/train.py printed "terminated" and then hung at
+        # exit, and a bare except in the module would swallow the exception.  The signal comes
+        # again, to the main thread, every IMPORT_RETRY_S until the import is over.
+        timer = threading.Timer(IMPORT_RETRY_S, _terminate_again, (threading.main_thread().ident,))
+        timer.daemon = True
+        timer.start()
+        return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second TERM, during the clean-up, ends the process at once
     raise Terminated("terminated by SIGTERM")
 

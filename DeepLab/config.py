@@ -55,6 +55,8 @@ class DeepLabConfig(CommonConfig, DataConfig):
                          low=1)
     frozen_bn: bool = field(True, "batch norm on running statistics during training")
     seed: int = field(0, "seed of the ASPP init, shuffling and augmentation", low=0)
+    check_crops: int = field(16, "at the end, log the class shares of this many training crops, labels against "
+                                 "predictions, and warn of a collapse (0: no check)", low=0)
     save_every: int = field(1000, "write the resumable training state every N iterations", low=1)
     resume: bool = field(False, "continue from <weights>.resume.pth")
     # Inference

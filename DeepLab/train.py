@@ -43,7 +43,6 @@ from wsgcn.infra.training import load_training_state, poly_schedule, resume_path
 from wsgcn.seg.dataset import IGNORE_INDEX, read_image_list
 
 COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
-CHECK_CROPS = 16  # training crops the end-of-training class check predicts
 SHOWN_SHARE = 0.01  # the class check's log line names the classes with at least this share
 
 
@@ -170,12 +169,13 @@ def run(cfg):
         final = f"final loss {losses['loss']:.4f}, " if losses else ""
         print(f"deeplab train: {cfg.iterations - start} iterations in {time.time() - began:.0f} s, {final}"
               f"weights {weights}", flush=True)
-        check_classes(model, dataset, data.classes, device)
+        if cfg.check_crops:
+            check_classes(model, dataset, data.classes, device, cfg.check_crops)
     distributed.barrier()
     failures.finish()
 
 
-def class_shares(model, dataset, device, count=CHECK_CROPS, batch_size=4):
+def class_shares(model, dataset, device, count, batch_size=4):
     """(labels, predictions): (C,) float64 shares of each class among the labelled pixels of the
     first ``count`` crops of ``dataset`` (at its current epoch), the labels resized to the
     network's output as the loss resizes them, the predictions the argmax of the MSC's
@@ -213,9 +213,10 @@ def collapse_warnings(labels, predictions, classes, crops):
     return [f"deeplab train: {what}: the training may have collapsed (docs/usage.md)" for what in found]
 
 
-def check_classes(model, dataset, classes, device):
-    """Log the class shares of :func:`class_shares` and warn of a collapse (:func:`collapse_warnings`)."""
-    crops = min(CHECK_CROPS, len(dataset))
+def check_classes(model, dataset, classes, device, count):
+    """Log the class shares of :func:`class_shares` on ``count`` training crops and warn of a
+    collapse (:func:`collapse_warnings`)."""
+    crops = min(count, len(dataset))
     labels, predictions = class_shares(model, dataset, device, crops)
     shown = [c for c in np.argsort(-labels, kind="stable") if max(labels[c], predictions[c]) >= SHOWN_SHARE]
     print(f"deeplab train: class shares (%) of the labelled pixels of {crops} training crops, labels / predictions: "

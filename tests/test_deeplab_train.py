@@ -294,7 +294,8 @@ def test_script_writes_weights_that_load_deeplab_reads(demo_root, tmp_path, caps
 
     caffe = tmp_path / "caffe"
     deeplab_train.main(train_argv(demo_root, caffe, "--backbone", "caffe", "--init", "none", "--iterations", "1",
-                                  "--lr", "1e-6", "--frozen_bn", "False"))
+                                  "--lr", "1e-6", "--frozen_bn", "False", "--check_crops", "0"))
+    assert "class shares" not in capsys.readouterr().out
     keys = load_weights(caffe / "sess/deeplab.pth").keys()
     assert "base.layer1.conv1.conv.weight" in keys and "base.aspp.c3.bias" in keys
     load_deeplab(deeplab_v2("caffe", 21, 50), caffe / "sess/deeplab.pth")
@@ -430,7 +431,8 @@ def test_check_classes_logs_the_shares_and_warns_of_a_collapse(capsys):
     dataset = [{"img": torch.zeros(3, 16, 16), "label": label}] * 3
     with pytest.warns(UserWarning, match="the object classes take 0.0 % of the predictions on 3 training crops "
                                          "against 50.0 %") as caught:
-        deeplab_train.check_classes(ConstantNet(winner=0), dataset, ("background", "bird", "cat"), torch.device("cpu"))
+        deeplab_train.check_classes(ConstantNet(winner=0), dataset, ("background", "bird", "cat"), torch.device("cpu"),
+                                    16)
     assert len(caught) == 1  # background at exactly twice its share is not more than twice
     assert capsys.readouterr().out == ("deeplab train: class shares (%) of the labelled pixels of 3 training crops, "
                                        "labels / predictions: background 50.0 / 100.0, cat 50.0 / 0.0\n")

@@ -179,8 +179,9 @@ def class_shares(model, dataset, device, count, batch_size=4):
     """(labels, predictions): (C,) float64 shares of each class among the labelled pixels of the
     first ``count`` crops of ``dataset`` (at its current epoch), the labels resized to the
     network's output as the loss resizes them, the predictions the argmax of the MSC's
-    evaluation output (the max over the scales)."""
-    was_training = model.training
+    evaluation output (the max over the scales).  Each module's mode is restored after (frozen
+    batch norm stays in evaluation mode)."""
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     label_counts = prediction_counts = 0
     with torch.no_grad():
@@ -192,7 +193,8 @@ def class_shares(model, dataset, device, count, batch_size=4):
             keep = labels != IGNORE_INDEX
             label_counts = label_counts + torch.bincount(labels[keep], minlength=logits.shape[1])
             prediction_counts = prediction_counts + torch.bincount(logits.argmax(1)[keep], minlength=logits.shape[1])
-    model.train(was_training)
+    for module, mode in modes:
+        module.training = mode
     total = max(int(label_counts.sum()), 1)
     return label_counts.double().cpu().numpy() / total, prediction_counts.double().cpu().numpy() / total
 

@@ -409,6 +409,10 @@ def test_class_shares_count_the_labelled_pixels_of_the_first_crops():
     np.testing.assert_allclose(label_shares, [12 / 18, 2 / 18, 4 / 18])
     np.testing.assert_allclose(prediction_shares, [0, 1, 0])
     assert model.modes == [False, False, False] and model.training  # evaluated, then back to training
+    frozen = torch.nn.Sequential(torch.nn.BatchNorm2d(3), ConstantNet(winner=1)).train()
+    freeze_batch_norm(frozen)
+    deeplab_train.class_shares(frozen, dataset, torch.device("cpu"), count=1)
+    assert frozen.training and frozen[1].training and not frozen[0].training  # frozen batch norm stays so
 
 
 @pytest.mark.parametrize("labels, predictions, expected", [

@@ -41,6 +41,7 @@ from wsgcn.infra.screening import image_size_of, screen_training_list
 from wsgcn.infra.scripts import script_main
 from wsgcn.infra.training import load_training_state, poly_schedule, resume_path, train_loader, train_steps
 from wsgcn.seg.dataset import IGNORE_INDEX, read_image_list
+from wsgcn.seg.metrics import confusion_matrix
 
 COCO_INIT = "sess/deeplabv1_resnet101-coco.pth"  # the paper profile's init, relative to work_dir
 SHOWN_SHARE = 0.01  # the class check's log line names the classes with at least this share
@@ -183,20 +184,17 @@ def class_shares(model, dataset, device, count, batch_size=4):
     batch norm stays in evaluation mode)."""
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
-    label_counts = prediction_counts = 0
+    conf = 0
     with torch.no_grad():
         for begin in range(0, min(count, len(dataset)), batch_size):
             items = [dataset[i] for i in range(begin, min(begin + batch_size, count, len(dataset)))]
             logits = model(torch.stack([torch.as_tensor(item["img"]) for item in items]).to(device))
-            labels = resize_labels(torch.stack([torch.as_tensor(item["label"]) for item in items]).to(device),
-                                   logits.shape[-2:])
-            keep = labels != IGNORE_INDEX
-            label_counts = label_counts + torch.bincount(labels[keep], minlength=logits.shape[1])
-            prediction_counts = prediction_counts + torch.bincount(logits.argmax(1)[keep], minlength=logits.shape[1])
+            labels = resize_labels(torch.stack([torch.as_tensor(item["label"]) for item in items]), logits.shape[-2:])
+            conf = conf + confusion_matrix(labels.numpy(), logits.argmax(1).cpu().numpy(), logits.shape[1])
     for module, mode in modes:
         module.training = mode
-    total = max(int(label_counts.sum()), 1)
-    return label_counts.double().cpu().numpy() / total, prediction_counts.double().cpu().numpy() / total
+    total = max(int(conf.sum()), 1)
+    return conf.sum(1) / total, conf.sum(0) / total  # rows: labels, columns: predictions
 
 
 def collapse_warnings(labels, predictions, classes, crops):

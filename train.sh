@@ -102,9 +102,18 @@ read -r -a gcn_extra <<< "${GCN_ARGS:-}"
 read -r -a deeplab_extra <<< "${DEEPLAB_ARGS:-}"
 
 # Stage II's paper profile starts from the COCO-trained DeepLab-v1 unless DEEPLAB_ARGS names an
-# --init: without it, say how to make it before Stage I runs for hours.
+# --init or another --profile (the last one given counts, as for the scripts): without the file,
+# say how to make it before Stage I runs for hours.
 coco_init=$WORK_DIR/sess/deeplabv1_resnet101-coco.pth
-if [ "$stage" != 1 ] && [ "$profile" = paper ] && [[ " ${deeplab_extra[*]} " != *" --init"* ]] && [ ! -f "$coco_init" ]; then
+deeplab_profile=$profile; deeplab_init=""
+for ((i = 0; i < ${#deeplab_extra[@]}; i++)); do
+    case ${deeplab_extra[i]} in
+        --profile) deeplab_profile=${deeplab_extra[i + 1]:-} ;;
+        --profile=*) deeplab_profile=${deeplab_extra[i]#--profile=} ;;
+        --init|--init=*) deeplab_init=given ;;
+    esac
+done
+if [ "$stage" != 1 ] && [ "$deeplab_profile" = paper ] && [ -z "$deeplab_init" ] && [ ! -f "$coco_init" ]; then
     echo "train.sh: $coco_init is missing (the paper profile's DeepLab starts from it): download prototxt_and_model.zip (http://liangchiehchen.com/projects/released/deeplab_aspp_resnet101/prototxt_and_model.zip), unzip it and run $PYTHON DeepLab/convert_caffemodel.py --caffemodel .../init.caffemodel --out $coco_init (or give DeepLab another start: DEEPLAB_ARGS=\"--init PATH\")" >&2
     exit 2
 fi

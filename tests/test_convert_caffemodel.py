@@ -328,9 +328,9 @@ def train_sh(tmp_path, *argv, **env):
                           env=dict(os.environ, PYTHON=str(fake), WORK_DIR=str(tmp_path / "work"), **env))
 
 
-@pytest.mark.parametrize("stage", ["2", "all"])
-def test_train_sh_says_how_to_make_the_paper_profiles_init(stage, tmp_path):
-    done = train_sh(tmp_path, "--stage", stage)
+@pytest.mark.parametrize("stage, deeplab_args", [("2", ""), ("all", ""), ("2", "--profile imagenet --profile paper")])
+def test_train_sh_says_how_to_make_the_paper_profiles_init(stage, deeplab_args, tmp_path):
+    done = train_sh(tmp_path, "--stage", stage, DEEPLAB_ARGS=deeplab_args)
     init = tmp_path / "work/sess/deeplabv1_resnet101-coco.pth"
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"{init} is missing" in done.stderr and "prototxt_and_model.zip" in done.stderr
@@ -341,6 +341,8 @@ def test_train_sh_says_how_to_make_the_paper_profiles_init(stage, tmp_path):
 @pytest.mark.parametrize("argv, env", [
     (["--stage", "1"], {}), (["--stage", "all", "--profile", "demo"], {}),
     (["--stage", "2"], {"DEEPLAB_ARGS": "--init none"}), (["--stage", "2"], {"INIT_PRESENT": "1"}),
+    (["--stage", "all"], {"DEEPLAB_ARGS": "--profile imagenet"}),  # the README's ImageNet row
+    (["--stage", "2"], {"DEEPLAB_ARGS": "--backbone torchvision --profile=imagenet"}),
 ])
 def test_train_sh_asks_only_for_the_init_it_will_use(argv, env, tmp_path):
     if env.pop("INIT_PRESENT", None):

@@ -5,8 +5,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from DeepLab.config import PROFILES, DeepLabConfig
 from DeepLab.net.deeplab_v2 import ASPP, BACKBONES, MSC, aspp_of, deeplab_v2
 from DeepLab.net.weights import initialise, load_deeplab
+from wsgcn.infra.config import parse_config
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,8 @@ def test_aspp_sums_four_dilated_branches():
     weights = torch.cat([c.weight.flatten() for c in aspp.children()])
     assert abs(weights.std().item() - 0.01) < 0.002 and all((c.bias == 0).all() for c in aspp.children())
     x = torch.randn(1, 8, 30, 30)
-    expected = sum(F.conv2d(x, c.weight, c.bias, padding=r, dilation=r) for c, r in zip(aspp.children(), (6, 12, 18, 24)))
+    expected = sum(F.conv2d(x, c.weight, c.bias, padding=r, dilation=r)
+                   for c, r in zip(aspp.children(), (6, 12, 18, 24)))
     torch.testing.assert_close(aspp(x), expected)
 
 
@@ -77,6 +80,21 @@ def test_msc_is_the_max_over_scales_resized_to_scale_one():
         torch.testing.assert_close(msc(x), torch.stack(resized).amax(0))
         train_outputs = msc.train()(x)
     assert [tuple(o.shape[2:]) for o in train_outputs] == [(8, 9), (4, 5), (6, 7), (8, 9)]
+
+
+def test_msc_scales_none_is_the_image_at_scale_one_alone():
+    cfg = parse_config(DeepLabConfig, PROFILES, ["--msc_scales", "none"])
+    assert cfg.msc_scales == ()
+    assert parse_config(DeepLabConfig, PROFILES, ["--msc_scales", "0.5", "0.75"]).msc_scales == (0.5, 0.75)
+    base = torch.nn.Conv2d(3, 2, 3, stride=8, padding=1)
+    msc, x = MSC(base, cfg.msc_scales), torch.randn(1, 3, 64, 72)
+    with torch.no_grad():
+        torch.testing.assert_close(msc.eval()(x), base(x))
+        # kazuto1011's MSC without extra scales: scale 1 and the max over it, both in the loss
+        outputs = msc.train()(x)
+    assert len(outputs) == 2 and all(torch.equal(o, base(x)) for o in outputs)
+    with pytest.raises(SystemExit):
+        parse_config(DeepLabConfig, PROFILES, ["--msc_scales", "off"])
 
 
 def test_trained_checkpoints_of_both_formats_load_strictly(caffe, tv, tmp_path):

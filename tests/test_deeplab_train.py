@@ -233,9 +233,11 @@ class Interrupted(BaseException):
 
 
 def test_training_loss_falls_and_resume_gives_the_same_weights(demo_root, tmp_path, monkeypatch, capsys):
-    """Random init (batch norm on batch statistics, a small rate for unnormalised features):
+    """Random init (batch norm on batch statistics, a small rate for unnormalised features; the
+    paper's MSC and ASPP multipliers, not the demo profile's):
     the loss falls; a run stopped after its saved state and resumed ends with the same weights."""
-    flags = ["--init", "none", "--frozen_bn", "False", "--lr", "1e-6", "--iterations", "8", "--save_every", "4",
+    flags = ["--init", "none", "--frozen_bn", "False", "--msc_scales", "0.5", "0.75", "--lr", "1e-6",
+             "--aspp_weight_lr_mult", "10", "--aspp_bias_lr_mult", "20", "--iterations", "8", "--save_every", "4",
              "--lr_step", "2"]
     argv = lambda work: train_argv(demo_root, work, *flags)  # noqa: E731
     reference = tmp_path / "reference"

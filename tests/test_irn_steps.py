@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from IRN.config import IRNConfig
 from IRN.datasets import MultiScaleDataset
 from IRN.net.resnet50_cam import CAMNet
 from IRN.net.resnet50_irn import load_irnet
@@ -15,6 +16,7 @@ from IRN.step.make_cam import compute_cams
 from IRN.step.make_sem_seg_labels import canvas_size
 from wsgcn.infra.io import load_label_png, load_npz
 from wsgcn.infra.layout import strided_size
+from wsgcn.infra.training import resume_path
 from wsgcn.seg.dataset import read_image_list
 from wsgcn.seg.scores import load_cams
 from wsgcn.seg.voc import VOC12
@@ -104,7 +106,7 @@ def test_canvas_size():
 
 
 def test_sem_seg_canvas_is_irnets_training_crop_in_every_profile():
-    from IRN.config import PROFILES, IRNConfig
+    from IRN.config import PROFILES
     from wsgcn.infra.config import parse_config
 
     for profile in PROFILES:
@@ -208,5 +210,10 @@ def test_training_steps_log_losses_and_learning_rate(irn_run):
     assert len(cam["train_cam/total"]) == len(cam["train_cam/lr"]) == 2  # 8 images, batch 4, 1 epoch
     lrs = [value for _, value in cam["train_cam/lr"]]
     assert lrs[0] == pytest.approx(cfg.cam_learning_rate) and lrs[1] < lrs[0]  # the polynomial schedule
+    # The classifier's rate is the backbone's times --cam_head_lr_mult (the demo profile: 1; IRNet: 10).
+    state = torch.load(resume_path(work / cfg.cam_weights_name), map_location="cpu", weights_only=False)
+    backbone, head = state["optimizer"]["param_groups"]
+    assert cfg.cam_head_lr_mult == 1.0 and IRNConfig().cam_head_lr_mult == 10.0
+    assert head["initial_lr"] == pytest.approx(cfg.cam_head_lr_mult * backbone["initial_lr"])
     irn = read_scalars(work / "logs" / "train_irn")
     assert {"train_irn/total", "train_irn/pos_aff", "train_irn/lr"} <= set(irn)

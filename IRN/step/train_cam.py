@@ -76,8 +76,9 @@ def run(cfg):
     model.to(device).train()
     net = distributed.wrap_ddp(model, device)
     backbone, head = model.param_groups()
+    head_lr = cfg.cam_head_lr_mult * cfg.cam_learning_rate
     optimizer = make_optimizer(cfg.cam_optimizer, [{"params": backbone, "lr": cfg.cam_learning_rate},
-                                                   {"params": head, "lr": 10 * cfg.cam_learning_rate}],
+                                                   {"params": head, "lr": head_lr}],
                                cfg.cam_weight_decay)
 
     def losses_of(batch):

@@ -70,9 +70,6 @@ class IRNConfig(CommonConfig, DataConfig):
 # CPU-sized settings for the embedded demo data (about 150 px images), trained from scratch:
 # no ImageNet weights, so batch norm learns from batch statistics and AdamW replaces the
 # SGD recipe (made for fine-tuning); IRNet's frozen backbone is the trained CAM backbone.
-# The classifier learns at the backbone's rate: at IRNet's 10x, made for a new head on
-# pretrained features, one class in two seeds of three took its score from a few spikes off
-# the object (on the image border) and its CAM missed the object (docs/demo.md).
 PROFILES = {
     "paper": {},
     # MS COCO 2014 (--dataset coco14): IRN as ReCAM's COCO pipeline runs it (run_sample_coco.py),
@@ -80,7 +77,7 @@ PROFILES = {
     "coco": dict(conf_fg_thres=0.35, conf_bg_thres=0.1),
     "demo": dict(
         backbone_weights="none", cam_frozen_bn=False, cam_optimizer="adamw", cam_learning_rate=1e-3,
-        cam_head_lr_mult=1.0, cam_crop_size=128, cam_resize_long=(112, 176), cam_batch_size=8, cam_num_epoches=40,
+        cam_crop_size=128, cam_resize_long=(112, 176), cam_batch_size=8, cam_num_epoches=40,
         cam_scales=(1.0, 0.5, 1.5), irn_backbone_weights="cam", irn_crop_size=128, sem_seg_canvas_size=128,
         irn_batch_size=8,
         irn_num_epoches=15, irn_rescale=(0.8, 1.2), num_workers=1,

@@ -115,7 +115,8 @@ def plan(args, data, work):
            "--irn_batch_size", str(irn_batch), "--irn_num_epoches", str(args.irn_epochs)]
     if args.init != "imagenet":
         irn += ["--backbone_weights", "none", "--cam_optimizer", "adamw", "--cam_frozen_bn", "False",
-                "--cam_learning_rate", "1e-3", "--irn_backbone_weights", "cam"]
+                "--cam_learning_rate", "1e-3", "--cam_head_lr_mult", "3", "--cam_power", "5",
+                "--irn_backbone_weights", "cam"]
     passes = ["train_cam", "make_cam", "eval_cam", "cam_to_ir_label", "train_irn", "make_sem_seg", "eval_sem_seg"]
 
     def irn_step(name, unit, count, step_pass=None):

@@ -12,6 +12,7 @@ def test_defaults_are_the_published_ones():
     assert cfg.cam_scales == (1.0, 0.5, 1.5, 2.0) and cfg.conf_fg_thres == 0.30 and cfg.conf_bg_thres == 0.05
     assert cfg.irn_batch_size == 32 and cfg.irn_num_epoches == 3 and cfg.beta == 10 and cfg.exp_times == 8
     assert cfg.sem_seg_bg_thres == 0.25 and cfg.cam_eval_thres == (0.15,) and cfg.work_dir == "Data"
+    assert cfg.cam_head_lr_mult == 10 and cfg.cam_power == 1  # IRNet's head rate and its CAMs as they come
 
 
 def test_flags_profile_and_booleans():
@@ -20,6 +21,7 @@ def test_flags_profile_and_booleans():
     assert cfg.make_cam_pass is False and cfg.train_cam_pass is True
     assert cfg.cam_scales == (1.0, 0.5) and cfg.cam_crop_size == 96  # explicit flag beats the profile
     assert cfg.backbone_weights == "none" and cfg.cam_batch_size == PROFILES["demo"]["cam_batch_size"]
+    assert cfg.cam_head_lr_mult == 3 and cfg.cam_power == 5  # the demo's CAMs from scratch (docs/demo.md)
     with pytest.raises(SystemExit):
         parse_config(IRNConfig, PROFILES, ["--make_cam_pass", "maybe"])
 

@@ -93,6 +93,22 @@ def test_cams_flip_equivariant(demo_root):
     assert cam.shape[1:] == strided_size(pack["size"], 4) and high_res.shape[1:] == tuple(pack["size"])
 
 
+def test_cam_power_raises_the_normalised_maps(demo_root):
+    """--cam_power p: the max-normalised maps to the p-th power, so a background score t on
+    them stands for t^(1/p) on IRNet's maps; zeros and the maximum (about 1) stay where they are."""
+    torch.manual_seed(0)
+    model = CAMNet().eval()
+    voc = VOC12(demo_root / "VOC2012")
+    pack = MultiScaleDataset(voc, read_image_list(demo_root / "train.txt")[:1], scales=(1.0,))[0]
+    keys = torch.tensor([0, 3])
+    cam, high_res = compute_cams(model, pack["img"], pack["size"], keys)
+    cam5, high_res5 = compute_cams(model, pack["img"], pack["size"], keys, power=5.0)
+    torch.testing.assert_close(cam5, cam ** 5)
+    torch.testing.assert_close(high_res5, high_res ** 5)
+    assert 0.999 < float(cam5.amax()) <= 1 and cam.amin() >= 0
+    assert ((cam5 > 0.15) == (cam > 0.15 ** 0.2)).all()
+
+
 def test_ir_label_rules():
     fg_conf = np.array([[3, 0, 0], [0, 7, 0]])
     bg_conf = np.array([[3, 0, 5], [0, 7, 0]])
@@ -210,10 +226,10 @@ def test_training_steps_log_losses_and_learning_rate(irn_run):
     assert len(cam["train_cam/total"]) == len(cam["train_cam/lr"]) == 2  # 8 images, batch 4, 1 epoch
     lrs = [value for _, value in cam["train_cam/lr"]]
     assert lrs[0] == pytest.approx(cfg.cam_learning_rate) and lrs[1] < lrs[0]  # the polynomial schedule
-    # The classifier's rate is the backbone's times --cam_head_lr_mult (IRNet's 10, kept by the demo profile).
+    # The classifier's rate is the backbone's times --cam_head_lr_mult (IRNet's 10; the demo profile's 3).
     state = torch.load(resume_path(work / cfg.cam_weights_name), map_location="cpu", weights_only=False)
     backbone, head = state["optimizer"]["param_groups"]
-    assert cfg.cam_head_lr_mult == IRNConfig().cam_head_lr_mult == 10.0
+    assert IRNConfig().cam_head_lr_mult == 10.0 and cfg.cam_head_lr_mult == 3.0
     assert head["initial_lr"] == pytest.approx(cfg.cam_head_lr_mult * backbone["initial_lr"])
     irn = read_scalars(work / "logs" / "train_irn")
     assert {"train_irn/total", "train_irn/pos_aff", "train_irn/lr"} <= set(irn)

@@ -2,7 +2,8 @@
 
 Writes ``IRN4GCN/CAM/<name>.npz``: ``keys`` (K,) int64 object-class indices of the image's
 labels, ``cam`` (K, h, w) on the stride-4 grid and ``high_res`` (K, H, W), float32, each class
-map divided by its maximum (+1e-5).
+map divided by its maximum (+1e-5), then raised to ``--cam_power`` (1, IRNet's maps, unless a
+profile says otherwise).
 """
 import numpy as np
 import torch
@@ -18,12 +19,13 @@ from wsgcn.seg.dataset import read_image_list
 
 
 @torch.no_grad()
-def compute_cams(model, pyramid, size, classes):
+def compute_cams(model, pyramid, size, classes, power=1.0):
     """CAMs of one image.
 
     pyramid: list over scales of (2, 3, h_s, w_s) tensors (the image and its horizontal flip).
     size: (H, W).  classes: (K,) object-class indices.
-    Returns (cam (K, h, w), high_res (K, H, W)) float32 tensors, max-normalised per class.
+    Returns (cam (K, h, w), high_res (K, H, W)) float32 tensors, max-normalised per class and
+    raised to ``power`` (1: IRNet's CAMs).
     """
     weight = model.classifier.weight[classes]
     grid = strided_size(size, 4)
@@ -37,6 +39,8 @@ def compute_cams(model, pyramid, size, classes):
     high_res = high_res[:, : size[0], : size[1]]
     cam = cam / (cam.amax((1, 2), keepdim=True) + 1e-5)
     high_res = high_res / (high_res.amax((1, 2), keepdim=True) + 1e-5)
+    if power != 1:
+        cam, high_res = cam ** power, high_res ** power
     return cam, high_res
 
 
@@ -66,7 +70,7 @@ def run(cfg):
         with failures.guard(pack["name"]):
             classes = torch.nonzero(pack["label"])[:, 0]
             pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
-            cam, high_res = compute_cams(model, pyramid, pack["size"], classes.to(device))
+            cam, high_res = compute_cams(model, pyramid, pack["size"], classes.to(device), cfg.cam_power)
             if not (torch.isfinite(cam).all() and torch.isfinite(high_res).all()):
                 raise ValueError(f"{pack['name']}: the CAM network's outputs hold NaN or Inf "
                                  f"({work / cfg.cam_weights_name})")

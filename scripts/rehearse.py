@@ -38,10 +38,16 @@ import sys
 import time
 from pathlib import Path
 
+from IRN.config import PROFILES as IRN_PROFILES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The published batch sizes (paper profile), cut to the list's length when it is shorter.
 CAM_BATCH, IRN_BATCH = 16, 32
+# Without downloaded weights the CAM network trains as the demo profile trains it: these of the
+# profile's settings, read from the profile itself, go on top of the paper profile's shapes.
+SCRATCH_SETTINGS = ("backbone_weights", "cam_optimizer", "cam_frozen_bn", "cam_learning_rate", "cam_head_lr_mult",
+                    "cam_power", "irn_backbone_weights")
 
 
 def measure(script, argv, count_flops=True):
@@ -114,9 +120,7 @@ def plan(args, data, work):
            str(data / "train.txt"), "--cam_batch_size", str(cam_batch), "--cam_num_epoches", str(args.cam_epochs),
            "--irn_batch_size", str(irn_batch), "--irn_num_epoches", str(args.irn_epochs)]
     if args.init != "imagenet":
-        irn += ["--backbone_weights", "none", "--cam_optimizer", "adamw", "--cam_frozen_bn", "False",
-                "--cam_learning_rate", "1e-3", "--cam_head_lr_mult", "3", "--cam_power", "5",
-                "--irn_backbone_weights", "cam"]
+        irn += [arg for name in SCRATCH_SETTINGS for arg in (f"--{name}", str(IRN_PROFILES["demo"][name]))]
     passes = ["train_cam", "make_cam", "eval_cam", "cam_to_ir_label", "train_irn", "make_sem_seg", "eval_sem_seg"]
 
     def irn_step(name, unit, count, step_pass=None):

@@ -48,9 +48,10 @@ class GCNConfig(CommonConfig, DataConfig):
     batch_images: int = field(0, "images whose GCNs train together in one set of launches, each with "
                                  "its own model and seed (0: 32 on CUDA, 1 on the CPU)", low=0)
     outputs: str = field("auto", "the GCN's outputs: all (one per class of the data set, the original's 21 on "
-                                 "VOC) or image (background and the image's own classes, so that the entropy and "
-                                 "smoothness terms do not grow with the data set's class count); auto: all for "
-                                 "voc12, image for the others", choices=("auto", "all", "image"))
+                                 "VOC), padded (the image's classes first, then absent-class outputs up to the "
+                                 "original's 21, so that every loss term weighs as on VOC whatever the data set's "
+                                 "class count) or image (background and the image's own classes only); auto: all "
+                                 "for voc12, padded for the others", choices=("auto", "all", "padded", "image"))
     restrict_to_image_classes: bool = field(True, "predict only background and the image's classes "
                                                   "(False: the original argmax over all 21)")
     # §8 dense CRF refinement

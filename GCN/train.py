@@ -51,12 +51,14 @@ def train_gcn(images, cfg, device, prepared=None):
     laplacian = (GridLaplacian([x.grid_image for x in images], batch, cfg.lap_rgb_scale, cfg.lap_xy_scale)
                  if cfg.use_lap else None)
     num_classes = images[0].num_classes
-    if outputs_per_image(cfg):
-        # image b's model has one output per class of its own, background first: output k is
-        # class own[b][k], and the partial labels are renumbered to match
+    layout = output_layout(cfg)
+    if layout != "all":
+        # image b's model has its own classes first, background first: output k is class
+        # own[b][k], and the partial labels are renumbered to match; "padded" adds outputs that
+        # no label names, up to the original's 21, which train as an absent VOC class does
         own = [labels_with_background(x.classes) for x in images]
         labels = batch.scatter_labels([renumber(x, classes) for x, classes in zip(images, own)])
-        nclass = [len(classes) for classes in own]
+        nclass = [len(classes) if layout == "image" else max(len(classes), ORIGINAL_OUTPUTS) for classes in own]
     else:
         labels = batch.scatter_labels([x.partial_labels for x in images])
         nclass = num_classes
@@ -75,17 +77,23 @@ def train_gcn(images, cfg, device, prepared=None):
     model.eval()
     with torch.no_grad():
         log_probs = batch.image_maps(model())
-        if outputs_per_image(cfg):  # back to the data set's C outputs, the absent classes with p = 0
+        if layout != "all":  # back to the data set's C outputs, the absent classes with p = 0
             log_probs = [scatter_classes(lp[: len(classes)], classes, num_classes)
                          for lp, classes in zip(log_probs, own)]
     losses = {k: v.detach().cpu().tolist() for k, v in losses.items()}
     return [(log_probs[b], {k: v[b] for k, v in losses.items()}) for b in range(len(images))]
 
 
-def outputs_per_image(cfg):
-    """Whether each image's GCN has outputs for its own classes only (``--outputs image``; ``auto``:
-    every data set but voc12, whose GCN keeps the original's 21)."""
-    return cfg.outputs == "image" or (cfg.outputs == "auto" and cfg.dataset != "voc12")
+ORIGINAL_OUTPUTS = 21  # WSGCN's GCN on VOC: the count its loss weights (entropy 10, Laplacian 0.01) were set for
+
+
+def output_layout(cfg):
+    """The GCN's outputs, ``cfg.outputs`` with ``auto`` resolved: "all" (one per class of the data
+    set) on voc12, as the original; "padded" on the others, whose class count (81 on COCO, 3 on a
+    data set of one's own) would otherwise change the weight of the entropy and smoothness terms."""
+    if cfg.outputs != "auto":
+        return cfg.outputs
+    return "all" if cfg.dataset == "voc12" else "padded"
 
 
 def renumber(inputs, classes):
@@ -140,7 +148,7 @@ def prepare(name, work, data, cfg):
     """One image's inputs and its graph preparation: the CPU work of an image, done in
     data-loading workers while the device trains (none for an image that will not train)."""
     inputs = load_gcn_inputs(work, data, name, cfg.allow_pickle)
-    if outputs_per_image(cfg):
+    if output_layout(cfg) != "all":
         renumber(inputs, labels_with_background(inputs.classes))  # a stray label fails this image here
     prepared = graph_mode(cfg.graph).prepare(inputs.boundary, cfg) if labelled_classes(inputs).size else None
     return inputs, prepared

@@ -123,18 +123,30 @@ def test_batched_gcns_equal_each_image_trained_alone(graph):
     assert not torch.allclose(alone[0][0][:, :9, :11], alone[2][0][:, :9, :11], atol=1e-2)
 
 
-def test_outputs_image_is_the_gcn_of_a_data_set_of_the_image_classes():
-    """--outputs image on an 81-class data set: each image's GCN is the one an 'all' GCN gives on
-    a data set whose classes are the image's own (labels renumbered), batched or alone, with
-    images of different class counts; the absent classes get probability 0."""
+def test_output_layout_follows_the_data_set():
+    from dataclasses import replace
+
+    from GCN.config import GCNConfig
+
+    assert gcn_train.output_layout(GCNConfig()) == "all"  # voc12: the original's 21 outputs
+    for dataset in ("coco14", "own.json"):
+        assert gcn_train.output_layout(replace(GCNConfig(), dataset=dataset)) == "padded"
+    for layout in ("all", "padded", "image"):
+        assert gcn_train.output_layout(replace(GCNConfig(), dataset="coco14", outputs=layout)) == layout
+
+
+@pytest.mark.parametrize("layout", ["image", "padded"])
+def test_outputs_per_image_are_the_gcn_of_a_data_set_of_the_image_classes(layout):
+    """--outputs image / padded on an 81-class data set: each image's GCN is the one an 'all' GCN
+    gives on a data set whose classes are the image's own (labels renumbered), plus, for padded,
+    classes no label names up to the original's 21 outputs; batched or alone, with images of
+    different class counts; the data set's absent classes get probability 0."""
     from dataclasses import replace
 
     from GCN.bench import synthetic_inputs
     from GCN.config import GCNConfig
 
-    cfg = replace(GCNConfig(), max_epoch=15, dataset="coco14")
-    assert gcn_train.outputs_per_image(cfg) and not gcn_train.outputs_per_image(GCNConfig())
-    assert not gcn_train.outputs_per_image(replace(cfg, outputs="all"))
+    cfg = replace(GCNConfig(), max_epoch=15, dataset="coco14", outputs=layout)
     images, own_class_sets = [], ([5, 40, 79], [12], [0, 7])
     for seed, ((h, w), own) in enumerate(zip([(14, 11), (9, 16), (12, 12)], own_class_sets)):
         x = synthetic_inputs(h, w, seed)
@@ -146,12 +158,15 @@ def test_outputs_image_is_the_gcn_of_a_data_set_of_the_image_classes():
     together = gcn_train.train_gcn(images, cfg, torch.device("cpu"))
     for x, (log_probs, losses) in zip(images, together):
         classes = labels_with_background(x.classes)
+        width = len(classes) if layout == "image" else gcn_train.ORIGINAL_OUTPUTS
         small = replace(x, partial_labels=gcn_train.renumber(x, classes).astype(np.uint8),
-                        classes=np.arange(len(x.classes)), num_classes=len(classes))
+                        classes=np.arange(len(x.classes)), num_classes=width)
         reference, reference_losses = gcn_train.train_gcn([small], replace(cfg, outputs="all"), torch.device("cpu"))[0]
         assert log_probs.shape == (81,) + x.partial_labels.shape
-        torch.testing.assert_close(log_probs[classes], reference, atol=2e-4, rtol=1e-4)
+        torch.testing.assert_close(log_probs[classes], reference[: len(classes)], atol=2e-4, rtol=1e-4)
         assert (log_probs[np.setdiff1d(np.arange(81), classes)].exp() == 0).all()
+        if layout == "padded":  # the padding took probability: the image's own do not sum to 1
+            assert (log_probs[classes].exp().sum(0) < 1 - 1e-3).any()
         for restrict in (True, False):  # the absent classes never win, upsampled too
             label_map, keys, prob = gcn_train.predictions(log_probs, (29, 31), x.classes, restrict)
             assert set(np.unique(label_map).tolist()) <= set(classes.tolist()) and np.isfinite(prob).all()

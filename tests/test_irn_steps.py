@@ -93,6 +93,51 @@ def test_cams_flip_equivariant(demo_root):
     assert cam.shape[1:] == strided_size(pack["size"], 4) and high_res.shape[1:] == tuple(pack["size"])
 
 
+def test_vertical_flips_make_cams_equivariant_to_turning_upside_down(demo_root):
+    """--cam_flips hv: the maps of the image turned upside down are those of the image, turned."""
+    torch.manual_seed(0)
+    model = CAMNet().eval()
+    voc = VOC12(demo_root / "VOC2012")
+    pack = MultiScaleDataset(voc, read_image_list(demo_root / "train.txt")[:1], scales=(1.0, 0.5))[0]
+    keys = torch.tensor([0, 3])
+    cam, _ = compute_cams(model, pack["img"], pack["size"], keys, vertical_flips=True)
+    cam_v, _ = compute_cams(model, [p.flip(-2) for p in pack["img"]], pack["size"], keys, vertical_flips=True)
+    torch.testing.assert_close(cam_v, cam.flip(-2), rtol=1e-4, atol=1e-5)
+    plain, _ = compute_cams(model, pack["img"], pack["size"], keys)
+    assert not torch.allclose(plain, cam, atol=1e-3)
+
+
+class _EvidenceBelow(torch.nn.Module):
+    """A CAM network whose evidence for the one class lies one 16-px cell below the object: the
+    class map is the image's mean intensity per cell, moved down a cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.classifier = torch.nn.Conv2d(1, 1, 1, bias=False)
+        torch.nn.init.ones_(self.classifier.weight)
+
+    def features(self, x):
+        cells = torch.nn.functional.avg_pool2d(x[:, :1], 16)
+        return torch.nn.functional.pad(cells, (0, 0, 1, 0))[..., :-1, :]
+
+
+def test_vertical_flips_centre_an_offset_cam_on_the_object():
+    """A hand-made offset: the object fills cell row 1 of a 64 x 64 image; with IRNet's flips the
+    CAM's mass is centred on row 2, one cell below; with the vertical flips on row 1."""
+    image = torch.zeros(3, 64, 64)
+    image[:, 16:32, 16:32] = 1.0
+    pyramid = [torch.stack([image, image.flip(-1)])]
+    rows = torch.arange(64, dtype=torch.float32)[:, None] + 0.5
+
+    def centre_row(high_res):
+        return float((high_res[0] * rows).sum() / high_res[0].sum())
+
+    _, plain = compute_cams(_EvidenceBelow(), pyramid, (64, 64), torch.tensor([0]))
+    _, both = compute_cams(_EvidenceBelow(), pyramid, (64, 64), torch.tensor([0]), vertical_flips=True)
+    assert centre_row(plain) == pytest.approx(40.0, abs=0.5)    # the object's centre is row 24
+    assert centre_row(both) == pytest.approx(24.0, abs=0.5)
+
+
 def test_cam_power_raises_the_normalised_maps(demo_root):
     """--cam_power p: the max-normalised maps to the p-th power, so a background score t on
     them stands for t^(1/p) on IRNet's maps; zeros and the maximum (about 1) stay where they are."""

@@ -1,5 +1,9 @@
 """Step 2: multi-scale, flip-averaged class activation maps (docs/method.md §2).
 
+Each scale's maps are those of the image plus those of its horizontal flip, flipped back (IRNet's);
+``--cam_flips hv`` adds the two turned upside down (the demo profile's, for a network trained from
+scratch).
+
 Writes ``IRN4GCN/CAM/<name>.npz``: ``keys`` (K,) int64 object-class indices of the image's
 labels, ``cam`` (K, h, w) on the stride-4 grid and ``high_res`` (K, H, W), float32, each class
 map divided by its maximum (+1e-5), then raised to ``--cam_power`` (1, IRNet's maps, unless a
@@ -19,21 +23,30 @@ from wsgcn.seg.dataset import read_image_list
 
 
 @torch.no_grad()
-def compute_cams(model, pyramid, size, classes, power=1.0):
+def compute_cams(model, pyramid, size, classes, power=1.0, vertical_flips=False):
     """CAMs of one image.
 
     pyramid: list over scales of (2, 3, h_s, w_s) tensors (the image and its horizontal flip).
-    size: (H, W).  classes: (K,) object-class indices.
+    size: (H, W).  classes: (K,) object-class indices.  vertical_flips: also add the maps of the
+    pyramid turned upside down (4 views per scale instead of IRNet's 2).
     Returns (cam (K, h, w), high_res (K, H, W)) float32 tensors, max-normalised per class and
     raised to ``power`` (1: IRNet's CAMs).
     """
     weight = model.classifier.weight[classes]
     grid = strided_size(size, 4)
     up = tuple(s * 16 for s in strided_size(size, 16))
+
+    def flip_averaged(pair):
+        maps = F.relu(F.conv2d(model.features(pair), weight))
+        return maps[0] + maps[1].flip(-1)   # the flip's map, flipped back, added to the image's
+
     cam, high_res = 0, 0
     for pair in pyramid:
-        maps = F.relu(F.conv2d(model.features(pair), weight))
-        maps = maps[0] + maps[1].flip(-1)   # the flip's map, flipped back, added to the image's
+        maps = flip_averaged(pair)
+        if vertical_flips:
+            # A network trained from scratch may put a class's evidence beside the object rather
+            # than on it; the horizontal flip cancels sideways offsets, this one vertical ones.
+            maps = maps + flip_averaged(pair.flip(-2)).flip(-2)
         cam = cam + F.interpolate(maps[None], grid, mode="bilinear", align_corners=False)[0]
         high_res = high_res + F.interpolate(maps[None], up, mode="bilinear", align_corners=False)[0]
     high_res = high_res[:, : size[0], : size[1]]
@@ -70,7 +83,8 @@ def run(cfg):
         with failures.guard(pack["name"]):
             classes = torch.nonzero(pack["label"])[:, 0]
             pyramid = [p.to(device, non_blocking=True) for p in pack["img"]]
-            cam, high_res = compute_cams(model, pyramid, pack["size"], classes.to(device), cfg.cam_power)
+            cam, high_res = compute_cams(model, pyramid, pack["size"], classes.to(device), cfg.cam_power,
+                                          vertical_flips=cfg.cam_flips == "hv")
             if not (torch.isfinite(cam).all() and torch.isfinite(high_res).all()):
                 raise ValueError(f"{pack['name']}: the CAM network's outputs hold NaN or Inf "
                                  f"({work / cfg.cam_weights_name})")

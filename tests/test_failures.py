@@ -211,8 +211,8 @@ def test_non_finite_cams_fail_their_image_only(irn_run, demo, tmp_path, train_na
     bad = train_names[1]
     real, calls = make_cam.compute_cams, []
 
-    def nan_for_the_second_image(*args):  # images go in list order (--num_workers 0): train_names[1]
-        cam, high_res = real(*args)
+    def nan_for_the_second_image(*args, **kwargs):  # images go in list order (--num_workers 0): train_names[1]
+        cam, high_res = real(*args, **kwargs)
         calls.append(1)
         return (cam * float("nan"), high_res) if len(calls) == 2 else (cam, high_res)
 

@@ -78,10 +78,12 @@ class IRNConfig(CommonConfig, DataConfig):
 # SGD recipe (made for fine-tuning); IRNet's frozen backbone is the trained CAM backbone.
 # The classifier learns at 3x the backbone's rate, not IRNet's 10x (made for a new head on
 # pretrained features: here it loses a class in some seeds), and its CAMs, wider than an
-# ImageNet network's, are raised to the 5th power so that the paper's background scores
-# (0.15 for eval_cam, 0.30/0.05, 0.25, the GCN's powers) keep their meaning.  make_cam also
-# averages the vertical flips: such a network may put a class's evidence below the object, an
-# offset IRNet's horizontal flip does not cancel (docs/demo.md).
+# ImageNet network's, are raised to the 3rd power so that the paper's background scores
+# (0.15 for eval_cam, 0.30/0.05, 0.25, the GCN's powers) cut nearer where they cut on IRNet's
+# maps; at the 5th power a class whose CAM covers its object's core alone keeps too few
+# confident pixels (above 0.79 before the power), which the IR labels' CRF then erases.
+# make_cam also averages the vertical flips: such a network may put a class's evidence below
+# the object, an offset IRNet's horizontal flip does not cancel (docs/demo.md).
 PROFILES = {
     "paper": {},
     # MS COCO 2014 (--dataset coco14): IRN as ReCAM's COCO pipeline runs it (run_sample_coco.py),
@@ -90,7 +92,7 @@ PROFILES = {
     "demo": dict(
         backbone_weights="none", cam_frozen_bn=False, cam_optimizer="adamw", cam_learning_rate=1e-3,
         cam_crop_size=128, cam_resize_long=(112, 176), cam_batch_size=8, cam_num_epoches=40,
-        cam_head_lr_mult=3.0, cam_scales=(1.0, 0.5, 1.5), cam_flips="hv", cam_power=5.0,
+        cam_head_lr_mult=3.0, cam_scales=(1.0, 0.5, 1.5), cam_flips="hv", cam_power=3.0,
         irn_backbone_weights="cam", irn_crop_size=128, sem_seg_canvas_size=128, irn_batch_size=8,
         irn_num_epoches=15, irn_rescale=(0.8, 1.2), num_workers=1,
     ),

@@ -2,6 +2,8 @@ import dataclasses
 
 import pytest
 
+from DeepLab.config import PROFILES as DEEPLAB_PROFILES
+from DeepLab.config import DeepLabConfig
 from IRN.config import PROFILES, IRNConfig
 from wsgcn.infra.config import field, parse_config
 
@@ -21,9 +23,16 @@ def test_flags_profile_and_booleans():
     assert cfg.make_cam_pass is False and cfg.train_cam_pass is True
     assert cfg.cam_scales == (1.0, 0.5) and cfg.cam_crop_size == 96  # explicit flag beats the profile
     assert cfg.backbone_weights == "none" and cfg.cam_batch_size == PROFILES["demo"]["cam_batch_size"]
-    assert cfg.cam_head_lr_mult == 3 and cfg.cam_power == 5  # the demo's CAMs from scratch (docs/demo.md)
+    assert cfg.cam_head_lr_mult == 3 and cfg.cam_power == 3  # the demo's CAMs from scratch (docs/demo.md)
     with pytest.raises(SystemExit):
         parse_config(IRNConfig, PROFILES, ["--make_cam_pass", "maybe"])
+
+
+def test_deeplab_inference_averages_the_mirror_image_in_the_demo_profile_alone():
+    # kazuto1011's test has no flip; the demo's 150 px images do better with it (docs/demo.md)
+    assert parse_config(DeepLabConfig, DEEPLAB_PROFILES, []).flip is False
+    assert parse_config(DeepLabConfig, DEEPLAB_PROFILES, ["--profile", "demo"]).flip is True
+    assert parse_config(DeepLabConfig, DEEPLAB_PROFILES, ["--profile", "demo", "--flip", "False"]).flip is False
 
 
 def test_every_profile_key_is_a_field():

@@ -107,7 +107,7 @@ PROFILES = {
     # 1-3 % of the pixels; trained on the truth, 31.64 -> 64.37 val IoU).  No MSC: at crop 96 its
     # 0.5 scale gives a 6 x 6 output (docs/demo.md).  Inference averages the mirror image's logits
     # (--flip): on 150 px images a class of 1-3 % of the pixels is a few stride-8 cells, and one
-    # view's noise there decides it (val mIoU +0.1 to +3.0 over five runs, docs/demo.md).
+    # view's noise there decides it (val mIoU +0.1 to +3.0 without the CRF in five runs, docs/demo.md).
     "demo": dict(
         backbone="torchvision", depth=50, init="cam", msc_scales=(), crop_size=96, batch_size=4, iter_size=1,
         lr=1e-3, aspp_weight_lr_mult=1.0, aspp_bias_lr_mult=2.0, iterations=360, num_workers=1, save_every=50,
